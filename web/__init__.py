@@ -1,0 +1,35 @@
+"""The Flask web app: ``create_app(settings=None)`` with one blueprint per area.
+
+Blueprints live in their own modules (``web.health``, ...) and are registered in ``create_app``. To add an area:
+write a blueprint module, register it here, and put its templates under ``web/templates/<area>/``.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from reagenda.settings import Settings, load
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, context: "object | None" = None) -> Flask:
+    """Build the app. Connections are made lazily on first use, so importing or creating the app never blocks."""
+    settings = settings or load()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    app.extensions["reagenda.settings"] = settings
+    if context is not None:
+        app.extensions["reagenda.context"] = context
+
+    from web import health
+
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,42 @@
+"""The RQ worker entry point (``reagenda worker``, the Procfile's ``worker``).
+
+It builds the runtime context once (database engine, Redis, clock) and installs it for the jobs in
+``workflows.jobs``, then works the Reagenda queue until stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rq import SimpleWorker, Worker
+
+from reagenda import runtime
+from reagenda.settings import Settings, load
+
+log = logging.getLogger("reagenda.worker")
+
+
+def run(settings: Settings, *, burst: bool = False, simple: bool = False) -> None:
+    """Work the queue. ``simple`` runs jobs in this process (faster, no fork) instead of a forked work horse."""
+    ctx = runtime.build(settings)
+    runtime.install(ctx)
+    cls = SimpleWorker if simple else Worker
+    worker = cls([ctx.queue()], connection=ctx.redis)
+    log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
+    try:
+        worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+    finally:
+        runtime.install(None)
+        ctx.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    parser.add_argument("--simple", action="store_true", help="run jobs in-process instead of forking")
+    args = parser.parse_args(argv)
+    run(load(), burst=args.burst, simple=args.simple)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Moves due steps from the database onto RQ, and recovers steps that were lost on the way.
+
+The database is the truth: a step is claimed (state ``queued``) in one transaction, then enqueued with the
+deterministic job id ``step-<id>``. If Redis loses the job (flushed, restarted) or a worker dies mid-step, the
+reconciler returns the step to ``pending`` after ``reconcile_after_s`` and it is dispatched again; the executor's
+guarded claim and the message idempotency key make the second run safe.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select, update
+
+from reagenda.runtime import Context
+from store.db import is_postgres
+from store.models import Step
+
+log = logging.getLogger(__name__)
+
+JOB_FUNC = "workflows.jobs.execute_step"
+
+
+def job_id(step_id: int) -> str:
+    return f"step-{step_id}"
+
+
+def dispatch_due(ctx: Context, limit: int | None = None) -> int:
+    """Claim up to ``limit`` due steps and enqueue them. Returns how many were enqueued."""
+    limit = limit or ctx.settings.dispatch_batch
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        query = (select(Step.id).where(Step.state == "pending", Step.due_at <= now)
+                 .order_by(Step.due_at).limit(limit))
+        if is_postgres(ctx.engine):
+            query = query.with_for_update(skip_locked=True)  # several dispatchers may run side by side
+        ids = list(session.scalars(query))
+        if not ids:
+            return 0
+        session.execute(update(Step).where(Step.id.in_(ids)).values(state="queued", claimed_at=now))
+    try:
+        enqueue(ctx.queue(), ids)
+    except (redis.exceptions.RedisError, OSError) as exc:
+        # Hand the steps back so the next tick retries them rather than waiting for the reconciler.
+        with ctx.session() as session:
+            session.execute(update(Step).where(Step.id.in_(ids), Step.state == "queued")
+                            .values(state="pending", claimed_at=None))
+        log.warning("could not enqueue %d step(s), will retry: %s", len(ids), exc)
+        return 0
+    log.debug("dispatched %d step(s)", len(ids))
+    return len(ids)
+
+
+def enqueue(queue: Queue, step_ids: list[int]) -> None:
+    jobs = [Queue.prepare_data(JOB_FUNC, args=(sid,), job_id=job_id(sid), result_ttl=60, failure_ttl=86400,
+                               description=f"step {sid}") for sid in step_ids]
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+
+
+def reconcile(ctx: Context, stale_after: timedelta | None = None) -> int:
+    """Return stale ``queued``/``running`` steps to ``pending`` when their RQ job is gone or finished.
+
+    A step still waiting in Redis or running on a live worker is left alone, so a long backlog is not duplicated.
+    """
+    stale_after = stale_after or timedelta(seconds=ctx.settings.reconcile_after_s)
+    now = ctx.clock.now()
+    cutoff = now - stale_after
+    recovered = 0
+    with ctx.session() as session:
+        stale = list(session.scalars(select(Step).where(Step.state.in_(("queued", "running")),
+                                                        Step.claimed_at <= cutoff).limit(1000)))
+        for step in stale:
+            if _job_alive(ctx, step.id):
+                continue
+            step.state, step.claimed_at = "pending", None
+            step.outcome = "recovered by the reconciler (job lost: Redis flushed or worker died)"
+            recovered += 1
+    if recovered:
+        log.warning("reconciler returned %d lost step(s) to pending", recovered)
+    return recovered
+
+
+def _job_alive(ctx: Context, step_id: int) -> bool:
+    try:
+        job = Job.fetch(job_id(step_id), connection=ctx.redis)
+    except Exception:  # noqa: BLE001 - NoSuchJobError, or a job whose data was flushed
+        return False
+    status = job.get_status(refresh=False)
+    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+
+
+@dataclass
+class Backlog:
+    queue_depth: int
+    due_not_dispatched: int
+    oldest_lag_s: float
+    failed_steps: int
+
+
+def backlog(ctx: Context, now: datetime | None = None) -> Backlog:
+    now = now or ctx.clock.now()
+    with ctx.session() as session:
+        due = session.scalar(select(func.count()).select_from(Step)
+                             .where(Step.state == "pending", Step.due_at <= now)) or 0
+        oldest = session.scalar(select(func.min(Step.due_at))
+                                .where(Step.state.in_(("pending", "queued")), Step.due_at <= now))
+        failed = session.scalar(select(func.count()).select_from(Step).where(Step.state == "failed")) or 0
+    lag = (now - oldest).total_seconds() if oldest else 0.0
+    return Backlog(queue_depth=len(ctx.queue()), due_not_dispatched=due, oldest_lag_s=max(lag, 0.0),
+                   failed_steps=failed)
+
+
+def run_forever(ctx: Context, stop: threading.Event) -> None:
+    """The dispatcher process: dispatch every ``dispatch_interval_s``, reconcile once a minute."""
+    interval = ctx.settings.dispatch_interval_s
+    last_reconcile = 0.0
+    import time
+
+    log.info("dispatcher started (every %.2fs, batch %d)", interval, ctx.settings.dispatch_batch)
+    while not stop.is_set():
+        try:
+            while dispatch_due(ctx) >= ctx.settings.dispatch_batch and not stop.is_set():
+                pass  # a full batch means more are due: keep draining before sleeping
+            if time.monotonic() - last_reconcile > 60:
+                reconcile(ctx)
+                last_reconcile = time.monotonic()
+        except Exception:  # noqa: BLE001 - a database blip must not kill the dispatcher
+            log.exception("dispatcher tick failed; retrying")
+            stop.wait(min(5.0, interval * 10))
+            continue
+        stop.wait(interval)

@@ -1,0 +1,130 @@
+"""Running one step in a worker: claim, re-decide, record, send, finish; retry with backoff on failure.
+
+The claim is a guarded UPDATE (``queued`` → ``running``), so a job delivered twice by RQ (re-dispatched after a
+Redis flush, say) runs once. Every failure ends in the database: retried with exponential backoff and jitter up to
+``max_attempts``, then ``failed`` with the reason for the owner to see. Nothing here blocks other steps.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from channels.base import ChannelNotConfigured, PermanentChannelError
+from reagenda.runtime import Context
+from store.models import Message, Step
+from workflows import outbound
+from workflows.decisions import Done, Send, Skip
+from workflows.kinds import handler_for
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... capped at one hour, with up to 20% jitter so retries do not arrive in lockstep."""
+    base = min(3600.0, 30.0 * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=base * (1 + random.random() * 0.2))
+
+
+def execute(ctx: Context, step_id: int) -> str:
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        claimed = session.execute(
+            update(Step).where(Step.id == step_id, Step.state == "queued")
+            .values(state="running", claimed_at=now, attempts=Step.attempts + 1)
+        ).rowcount
+    if not claimed:
+        log.info("step %s is not queued any more (done, cancelled or claimed elsewhere); nothing to do", step_id)
+        return "not-claimed"
+    try:
+        return _run(ctx, step_id)
+    except (PermanentChannelError, ChannelNotConfigured) as exc:
+        return _finish(ctx, step_id, "failed", f"{type(exc).__name__}: {exc}", message_status="failed")
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
+        log.warning("step %s failed: %s", step_id, exc, exc_info=not _is_channel_error(exc))
+        return _retry_or_fail(ctx, step_id, f"{type(exc).__name__}: {exc}")
+
+
+def _run(ctx: Context, step_id: int) -> str:
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        step = session.get(Step, step_id)
+        if step is None:
+            log.info("step %s was deleted; nothing to do", step_id)
+            return "gone"
+        handler = handler_for(step.kind)
+        if handler is None:
+            step.state, step.finished_at, step.outcome = "failed", now, f"no handler for step kind {step.kind!r}"
+            log.error("step %s has unknown kind %r", step_id, step.kind)
+            return "failed"
+        decision = handler(session, step, now)
+        if isinstance(decision, Send):
+            prepared = outbound.prepare(ctx, session, step, decision, now)
+            decision = prepared if isinstance(prepared, Skip) else decision
+        if isinstance(decision, Skip):
+            step.state, step.finished_at, step.outcome = "skipped", now, decision.reason
+            log.info("step %s (%s) skipped: %s", step_id, step.kind, decision.reason)
+            return "skipped"
+        if isinstance(decision, Done):
+            step.state, step.finished_at, step.outcome = "done", now, decision.note
+            return "done"
+        msg = prepared
+        if msg.status == "sent":
+            step.state, step.finished_at, step.outcome = "done", now, "already sent (idempotency key matched)"
+            return "done"
+        msg.status = "sending"
+        message_id = msg.id
+    # The Message row is committed before the provider is called (see outbound).
+    with ctx.session() as session:
+        msg = session.get(Message, message_id)
+        assert msg is not None
+        provider_id = outbound.deliver(ctx, msg)
+        msg.status, msg.provider_id, msg.sent_at, msg.error = "sent", provider_id, ctx.clock.now(), ""
+        step = session.get(Step, step_id)
+        assert step is not None
+        step.state, step.finished_at, step.outcome = "done", ctx.clock.now(), f"sent message {message_id}"
+    return "sent"
+
+
+def _retry_or_fail(ctx: Context, step_id: int, error: str) -> str:
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        step = session.get(Step, step_id)
+        if step is None:
+            return "gone"
+        if step.attempts >= step.max_attempts:
+            step.state, step.finished_at = "failed", now
+            step.outcome = f"failed after {step.attempts} attempts: {error}"
+            _mark_message(session, step, "failed", error)
+            log.error("step %s (%s) failed for good after %d attempts: %s", step_id, step.kind, step.attempts, error)
+            return "failed"
+        step.state, step.claimed_at = "pending", None
+        step.due_at = now + backoff(step.attempts)
+        step.outcome = f"attempt {step.attempts} failed, retrying at {step.due_at:%Y-%m-%d %H:%M:%S}Z: {error}"
+        _mark_message(session, step, "pending", error)
+        return "retry"
+
+
+def _finish(ctx: Context, step_id: int, state: str, outcome: str, *, message_status: str) -> str:
+    with ctx.session() as session:
+        step = session.get(Step, step_id)
+        if step is None:
+            return "gone"
+        step.state, step.finished_at, step.outcome = state, ctx.clock.now(), outcome
+        _mark_message(session, step, message_status, outcome)
+    log.error("step %s %s: %s", step_id, state, outcome)
+    return state
+
+
+def _mark_message(session, step: Step, status: str, error: str) -> None:  # type: ignore[no-untyped-def]
+    msg = session.query(Message).filter_by(idempotency_key=step.idempotency_key).one_or_none()
+    if msg is not None and msg.status != "sent":
+        msg.status, msg.error = status, error[:2000]
+
+
+def _is_channel_error(exc: BaseException) -> bool:
+    from channels.base import ChannelError
+
+    return isinstance(exc, ChannelError)

@@ -1,0 +1,45 @@
+"""The owner's policy: every number in the flows is a setting with a default here.
+
+A copy of the policy in force is stored on each appointment when it is first seen (``Appointment.policy``), so a
+later change never rewrites a promise already made to a client.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Policy:
+    reminder_hours: tuple[int, ...] = (48, 2)
+    quiet_start: str = "21:00"  # no client messages from quiet_start to quiet_end in the client's zone
+    quiet_end: str = "08:00"
+    confirm_nudge_hours: int = 24
+    window_hours: int = 48  # cancelling or moving at least this long before keeps the deposit
+    deposit_cents: int = 0
+    fee_cents: int = 0
+    currency: str = "EUR"
+    grace_days: int = 3
+    no_show_check_minutes: int = 5
+    no_show_wait_minutes: int = 15
+    no_show_mode: str = "ask"  # ask | automatic
+    no_show_followup_days: int = 2
+    followup_days: int = 7
+    ghost_wait_days: int = 7
+    ultimatum_days: int = 7
+    business_cycle_months: int = 3
+    max_messages_per_day: int = 2
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Policy":
+        """Build from stored JSON, ignoring unknown keys (a snapshot may predate a setting's removal)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        if "reminder_hours" in values:
+            values["reminder_hours"] = tuple(sorted({int(h) for h in values["reminder_hours"]}, reverse=True))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reminder_hours"] = list(self.reminder_hours)
+        return data
