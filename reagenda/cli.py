@@ -37,6 +37,7 @@ class CommandError(Exception):
 def setup_logging(level: str, name: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO),
                         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------------------------------------- db upgrade
@@ -101,6 +102,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("threads", 8)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
+            self.cfg.set("control_socket", str(settings.var_dir / "gunicorn.ctl"))
 
         def load(self):  # type: ignore[no-untyped-def]
             return app

@@ -75,6 +75,7 @@ def _run(ctx: Context, step_id: int) -> str:
             step.state, step.finished_at, step.outcome = "done", now, "already sent (idempotency key matched)"
             return "done"
         msg.status = "sending"
+        session.flush()
         message_id = msg.id
     # The Message row is committed before the provider is called (see outbound).
     with ctx.session() as session:

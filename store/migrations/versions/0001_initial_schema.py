@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 04:28:51.341458
+Create Date: 2026-11-22 04:33:27.420441
 """
 from alembic import op
 import sqlalchemy as sa
@@ -122,6 +122,7 @@ def upgrade() -> None:
     sa.Column('confirmation', sa.String(length=16), nullable=False),
     sa.Column('attendance', sa.String(length=16), nullable=False),
     sa.Column('policy', sa.JSON(), nullable=False),
+    sa.Column('start_seen_at', store.types.UTCDateTime(), nullable=False),
     sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
     sa.Column('updated_at', store.types.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['calendar_id'], ['calendars.id'], ondelete='SET NULL'),
