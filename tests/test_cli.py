@@ -93,6 +93,15 @@ def test_unreachable_redis_names_it_with_the_password_masked(tmp_path):
     assert "s3cret" not in result.stderr
 
 
+def test_web_refuses_to_start_without_its_database(tmp_path):
+    env = clean_env(REAGENDA_VAR_DIR=str(tmp_path), PORT=str(free_port()),
+                    DATABASE_URL="postgresql://ana:s3cret@127.0.0.1:1/reagenda", REDIS_URL="redis://127.0.0.1:1/0")
+    result = run(["web"], env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("reagenda: database unreachable at postgresql+psycopg://ana:***@127.0.0.1:1/")
+    assert "s3cret" not in result.stderr
+
+
 def test_malformed_variable_is_one_line(tmp_path):
     result = run(["status"], clean_env(REAGENDA_VAR_DIR=str(tmp_path), PORT="eighty"))
     assert result.returncode == 2
