@@ -78,6 +78,11 @@ class Changes:
     cursor: str | None = None
     full: bool = False
     skipped: list[str] = field(default_factory=list)  # malformed items, described for the log
+    # Events whose every occurrence inside the window is in ``upserted`` (a local occurrence of one of these that
+    # is not listed is gone). Providers that send single changed instances (Google singleEvents) leave it empty.
+    complete_uids: list[str] = field(default_factory=list)
+    # Events that could not be read this time: their local appointments are kept as they are, never deleted.
+    skipped_uids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,14 @@ def sqlite_settings(tmp_path) -> Settings:
     settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'reagenda.db'}", "redis://127.0.0.1:1/0")
     upgrade(settings.database_url)
     return settings
+
+
+@pytest.fixture(scope="session")
+def radicale() -> Iterator["RadicaleServer"]:  # noqa: F821 - imported lazily below
+    """A real Radicale CalDAV server (subprocess, htpasswd auth, temporary storage) for the whole session.
+    Tests make their own calendar on it (``radicale.make_calendar(name)``) so they do not see each other's events."""
+    from tests.radicale_server import RadicaleServer
+
+    server = RadicaleServer().start()
+    yield server
+    server.stop()

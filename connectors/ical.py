@@ -1,0 +1,232 @@
+"""iCalendar text → ``EventOccurrence`` rows, expanded over a window, for every provider that speaks ICS.
+
+CalDAV objects, Google ``.ics`` exports and Outlook-generated invites all arrive here. The hard parts are left to
+the libraries made for them: ``icalendar`` parses (and maps Windows zone names such as "W. Europe Standard Time"
+to IANA zones), ``x-wr-timezone`` turns Google's calendar-wide X-WR-TIMEZONE into real TZIDs, and
+``recurring-ical-events`` expands RRULE / RDATE / EXDATE and applies RECURRENCE-ID overrides. No RRULE logic is
+written here.
+
+A malformed event (unparsable text, missing DTSTART or UID, an unknown TZID, a broken property) is skipped and
+described in ``Expanded.skipped``; the other events of the same text are still returned. Nothing here raises on
+bad input.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from connectors.base import Attendee, EventOccurrence
+from connectors.meeting_links import find_meeting_link
+
+log = logging.getLogger(__name__)
+
+# Properties that may carry a join URL, most structured first (RFC 7986 CONFERENCE, Google, Microsoft).
+_LINK_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL",
+                    "X-MICROSOFT-ONLINEMEETINGURL", "URL", "LOCATION", "DESCRIPTION", "X-ALT-DESC")
+_TIME_PROPERTIES = ("DTSTART", "DTEND", "RECURRENCE-ID", "DUE")
+
+
+@dataclass
+class Expanded:
+    """What one ICS text yielded: occurrences inside the window, the UIDs fully described (every occurrence of
+    these UIDs inside the window is in ``occurrences``), and human-readable descriptions of what was skipped."""
+
+    occurrences: list[EventOccurrence] = field(default_factory=list)
+    uids: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)
+
+    def extend(self, other: "Expanded") -> None:
+        self.occurrences.extend(other.occurrences)
+        self.uids |= other.uids
+        self.skipped.extend(other.skipped)
+
+
+def zone(name: str | None) -> tzinfo:
+    """The zone for floating times and all-day dates; UTC when the name is empty or unknown."""
+    if not name:
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r for floating times; using UTC", name)
+        return timezone.utc
+
+
+def to_utc(value: date | datetime, default_tz: tzinfo) -> datetime:
+    """An aware UTC datetime: all-day dates start at midnight and floating times are read in ``default_tz``."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=default_tz)
+    return value.astimezone(timezone.utc)
+
+
+def recurrence_key(value: date | datetime, default_tz: tzinfo) -> str:
+    """The stable id of one occurrence of a series: its original start in UTC, ISO 8601."""
+    return to_utc(value, default_tz).isoformat()
+
+
+def expand(data: str | bytes, *, window_start: datetime, window_end: datetime, default_tz: str | None = None,
+           etag: str = "", source: str = "") -> Expanded:
+    """Parse one ICS text and expand every event in it to occurrences overlapping [window_start, window_end).
+
+    ``source`` names where the text came from (calendar and href) for the skip descriptions and the log.
+    """
+    out = Expanded()
+    tz = zone(default_tz)
+    try:
+        cal = icalendar.Calendar.from_ical(data)
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "skip this text", never crash the sync
+        out.skipped.append(f"{source or 'calendar data'}: not valid iCalendar ({_short(exc)})")
+        log.warning("skipped %s: not valid iCalendar (%s)", source or "calendar data", _short(exc))
+        return out
+    if isinstance(cal, list):  # several VCALENDARs concatenated
+        for one in cal:
+            out.extend(_expand_calendar(one, window_start, window_end, tz, etag, source))
+        return out
+    return _expand_calendar(cal, window_start, window_end, tz, etag, source)
+
+
+def _expand_calendar(cal: icalendar.Calendar, start: datetime, end: datetime, tz: tzinfo, etag: str,
+                     source: str) -> Expanded:
+    out = Expanded()
+    groups: dict[str, list[icalendar.Event]] = {}
+    bad: set[str] = set()  # one broken part spoils the whole series: it is skipped whole, and said so
+    for event in cal.walk("VEVENT"):
+        uid = str(event.get("UID", "")).strip()
+        problem = _problem(event) if uid else "no UID"
+        if problem:
+            where = f"{source} UID {uid}".strip() if uid else source or "calendar data"
+            out.skipped.append(f"{where}: {problem}")
+            log.warning("skipped event %s: %s", where, problem)
+            bad.add(uid)
+            continue
+        groups.setdefault(uid, []).append(event)
+    groups = {uid: events for uid, events in groups.items() if uid not in bad}
+    if not groups:
+        return out
+    if "X-WR-TIMEZONE" in cal:
+        try:
+            cal = x_wr_timezone.to_standard(cal)
+        except Exception as exc:  # noqa: BLE001
+            out.skipped.append(f"{source}: X-WR-TIMEZONE {cal.get('X-WR-TIMEZONE')!s} not usable ({_short(exc)})")
+            return out
+        groups = {}
+        for event in cal.walk("VEVENT"):
+            uid = str(event.get("UID", "")).strip()
+            if uid and uid not in bad:
+                groups.setdefault(uid, []).append(event)
+    timezones = cal.walk("VTIMEZONE")
+    for uid, events in groups.items():
+        sub = cal if len(groups) == 1 and not bad else _calendar_of(timezones, events)
+        try:
+            occurrences = [
+                _occurrence(uid, component, tz, etag, is_series=_is_series(events))
+                for component in recurring_ical_events.of(sub).between(start, end)
+            ]
+        except Exception as exc:  # noqa: BLE001 - a series the library cannot expand is skipped, not fatal
+            out.skipped.append(f"{source} UID {uid}: cannot expand ({_short(exc)})")
+            log.warning("skipped event %s UID %s: cannot expand (%s)", source, uid, _short(exc))
+            continue
+        out.occurrences.extend(occurrences)
+        out.uids.add(uid)
+    return out
+
+
+def _problem(event: icalendar.Event) -> str:
+    """Why this VEVENT cannot be used, or "" when it can."""
+    errors = getattr(event, "errors", None)
+    if errors:
+        name, message = errors[0]
+        return f"broken {name} ({message})"
+    if "DTSTART" not in event:
+        return "no DTSTART"
+    for name in _TIME_PROPERTIES:
+        prop = event.get(name)
+        if prop is None:
+            continue
+        try:
+            value = prop.dt
+        except Exception as exc:  # noqa: BLE001
+            return f"broken {name} ({_short(exc)})"
+        tzid = prop.params.get("TZID") if hasattr(prop, "params") else None
+        if tzid and isinstance(value, datetime) and value.tzinfo is None:
+            return f"unknown TZID {tzid!r} in {name}"
+    return ""
+
+
+def _is_series(events: list[icalendar.Event]) -> bool:
+    return any("RRULE" in e or "RDATE" in e or "RECURRENCE-ID" in e for e in events)
+
+
+def _calendar_of(timezones: Iterable[Any], events: list[icalendar.Event]) -> icalendar.Calendar:
+    sub = icalendar.Calendar()
+    for component in timezones:
+        sub.add_component(component)
+    for event in events:
+        sub.add_component(event)
+    return sub
+
+
+def _occurrence(uid: str, c: icalendar.Event, tz: tzinfo, etag: str, *, is_series: bool) -> EventOccurrence:
+    raw_start = c["DTSTART"].dt
+    all_day = not isinstance(raw_start, datetime)
+    starts_at = to_utc(raw_start, tz)
+    if c.get("DTEND") is not None:
+        ends_at = to_utc(c["DTEND"].dt, tz)
+    elif c.get("DURATION") is not None:
+        ends_at = starts_at + c["DURATION"].dt
+    else:
+        ends_at = starts_at + (timedelta(days=1) if all_day else timedelta(0))
+    recurrence_id = ""
+    if is_series:
+        original = c["RECURRENCE-ID"].dt if c.get("RECURRENCE-ID") is not None else raw_start
+        recurrence_id = recurrence_key(original, tz)
+    organizer = _email(c.get("ORGANIZER"))
+    attendees = tuple(_attendee(a, organizer) for a in _as_list(c.get("ATTENDEE")))
+    texts = [_text(v) for name in _LINK_PROPERTIES for v in _as_list(c.get(name))]
+    status = str(c.get("STATUS", "CONFIRMED")).lower()
+    return EventOccurrence(
+        uid=uid, recurrence_id=recurrence_id, starts_at=starts_at, ends_at=ends_at,
+        title=_text(c.get("SUMMARY")), description=_text(c.get("DESCRIPTION")), location=_text(c.get("LOCATION")),
+        meeting_link=find_meeting_link(*texts), attendees=attendees, organizer_email=organizer, all_day=all_day,
+        status=status if status in ("confirmed", "tentative", "cancelled") else "confirmed", etag=etag,
+    )
+
+
+def _attendee(value: Any, organizer: str) -> Attendee:
+    email = _email(value)
+    params = getattr(value, "params", {})
+    return Attendee(email=email, name=str(params.get("CN", "")), status=str(params.get("PARTSTAT", "NEEDS-ACTION")).lower(),
+                    is_organizer=bool(organizer) and email == organizer)
+
+
+def _email(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[7:]
+    return text.strip().lower()
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
