@@ -32,4 +32,18 @@ def create_app(settings: Settings | None = None, context: "object | None" = None
     from web import health
 
     app.register_blueprint(health.bp)
+    _init_owner_pages(app)
     return app
+
+
+def _init_owner_pages(app: Flask) -> None:
+    """Issue 6: security headers, CSRF, languages, accounts and the owner pages (one blueprint per area)."""
+    from web import auth, connect, csrf, dashboard, i18n, insights, layout, security, settings_pages
+
+    security.init_app(app)
+    auth.init_app(app)  # loads the signed-in owner first: the language and the banner depend on it
+    csrf.init_app(app)
+    i18n.init_app(app)
+    layout.init_app(app)
+    for area in (dashboard, settings_pages, connect, insights):
+        app.register_blueprint(area.bp)
