@@ -62,6 +62,12 @@ class Calendar(Base):
     receives_bookings: Mapped[bool] = mapped_column(Boolean, default=False)
     cursor: Mapped[str | None] = mapped_column(Text)  # provider sync token / deltaLink; NULL = full sync next
     last_synced_at: Mapped[datetime | None]
+    # Issue 3 (sync): backoff after provider faults, the last fault in words, and how far ahead the last full
+    # sync expanded recurring series (when the rolling horizon has moved past it, the next sync is a full one).
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    sync_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    horizon_end: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Client(Base):
@@ -108,6 +114,9 @@ class Appointment(Base):
     start_seen_at: Mapped[datetime]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Issue 3 (sync): what the calendar last said about this occurrence: active | cancelled | declined | gone.
+    # Only a cancellation that came from the calendar is undone when the event comes back ("restored").
+    calendar_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
 
     client: Mapped[Client] = relationship(lazy="joined")
     owner: Mapped[Owner] = relationship(lazy="joined")
