@@ -209,3 +209,51 @@ class LedgerEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     invoice_number: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
+
+
+class AppointmentType(Base):
+    """What a client can book from an owner's public page: its length, buffers and where it happens.
+
+    ``meeting``: "conference" asks the calendar provider for a Meet / Teams link, "fixed" uses the owner's fixed
+    link (``BookingSettings.meeting_link``), "none" is in person (``location``)."""
+
+    __tablename__ = "appointment_types"
+    __table_args__ = (UniqueConstraint("owner_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    location: Mapped[str] = mapped_column(Text, default="")
+    meeting: Mapped[str] = mapped_column(String(16), default="conference")  # conference | fixed | none
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class BookingSettings(Base):
+    """An owner's public booking page and bookable time (``rules``: see ``workflows.availability.BookingRules``)."""
+
+    __tablename__ = "booking_settings"
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)  # /book/<slug>/<type>
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meeting_link: Mapped[str] = mapped_column(Text, default="")  # the owner's fixed video link, if any
+    updated_at: Mapped[datetime]
+
+
+class SlotHold(Base):
+    """A slot being booked right now. Inserted under the owner's lock before the calendar is written, in the same
+    transaction as the overlap check, so concurrent requests for one slot produce exactly one booking; the
+    UNIQUE(owner_id, starts_at) constraint is the last line of defence. Deleted once the appointment is recorded
+    or the calendar write fails; ``expires_at`` frees a hold left by a crashed process."""
+
+    __tablename__ = "slot_holds"
+    __table_args__ = (UniqueConstraint("owner_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]  # including buffers
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
