@@ -34,6 +34,19 @@ class OutgoingMessage:
     reply_to: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     message_id: int | None = None  # our Message row id, carried to providers that echo custom args
+    # Optional, filled by ``channels.compose.outgoing_for`` (issue 5): what a channel needs for a well-formed email.
+    locale: str = "es"
+    kind: str = ""  # the message kind, sent as a SendGrid category
+    categories: tuple[str, ...] = ()
+    unsubscribe_url: str = ""
+    attachments: tuple["Attachment", ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "text/calendar; method=REQUEST"
+    data: bytes
 
 
 class Channel:

@@ -14,6 +14,8 @@ def register(cls: type[Channel]) -> type[Channel]:
 
 def _load() -> None:
     import channels.outbox  # noqa: F401
+    import channels.sendgrid  # noqa: F401
+    import channels.smtp  # noqa: F401
 
 
 def email_channel(settings: Settings) -> Channel:

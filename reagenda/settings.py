@@ -47,6 +47,17 @@ class Settings:
     microsoft_client_secret: str | None = None
     microsoft_tenant: str = "common"
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Issue 5 (channels and replies): where client replies arrive and how inbound webhooks are authenticated.
+    inbound_domain: str | None = None  # replies go to reply+<token>@INBOUND_DOMAIN (SendGrid Inbound Parse MX)
+    inbound_secret: str | None = None  # the secret path segment of /inbound/<secret>/... webhooks
+    inbound_max_bytes: int = 25 * 1024 * 1024
+    sendgrid_webhook_public_key: str | None = None  # base64 ECDSA key from SendGrid's Event Webhook settings
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None  # an SMS-capable number, +34600000000
+    twilio_whatsapp_from: str | None = None  # whatsapp:+34600000000
+    twilio_host: str | None = None  # tests only: a local fake of the Twilio API
+    imap_url: str | None = None  # imaps://user:app-password@imap.example.com/INBOX
 
     @property
     def embedded_redis_socket(self) -> Path:
@@ -107,6 +118,14 @@ def _parse_base_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{name}={raw!r} is not an absolute URL; expected for example https://reagenda.example.com")
     return raw.rstrip("/")
+
+
+def _parse_imap_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise SettingsError(f"{name} is not an IMAP URL; expected imaps://user:app-password@imap.example.com/INBOX "
+                            "(imap:// for STARTTLS on port 143)")
+    return raw
 
 
 def _parse_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
@@ -174,9 +193,22 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         microsoft_client_id=env.get("MICROSOFT_CLIENT_ID") or None,
         microsoft_client_secret=env.get("MICROSOFT_CLIENT_SECRET") or None,
         microsoft_tenant=env.get("MICROSOFT_TENANT") or "common",
+        inbound_domain=(env.get("INBOUND_DOMAIN") or "").strip().lower() or None,
+        inbound_secret=env.get("INBOUND_SECRET") or None,
+        inbound_max_bytes=get("INBOUND_MAX_BYTES", lambda n, r: _parse_int(n, r, minimum=1024), 25 * 1024 * 1024),
+        sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+        twilio_from=env.get("TWILIO_FROM") or None,
+        twilio_whatsapp_from=env.get("TWILIO_WHATSAPP_FROM") or None,
+        twilio_host=get("TWILIO_HOST", _parse_base_url, None),
+        imap_url=get("IMAP_URL", _parse_imap_url, None),
     )
     if settings.email_backend == "sendgrid" and not settings.sendgrid_api_key:
         raise SettingsError("SENDGRID_API_KEY is required when EMAIL_BACKEND=sendgrid; expected an API key starting SG.")
+    if settings.inbound_secret is not None and len(settings.inbound_secret) < 16:
+        raise SettingsError("INBOUND_SECRET is too short; expected at least 16 random URL-safe characters, e.g. from "
+                            "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`")
     if settings.email_backend == "smtp" and not settings.smtp_url:
         raise SettingsError("SMTP_URL is required when EMAIL_BACKEND=smtp; expected "
                             "smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465")

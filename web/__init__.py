@@ -32,6 +32,10 @@ def create_app(settings: Settings | None = None, context: "object | None" = None
     from web import health
 
     app.register_blueprint(health.bp)
+    from web import inbound, links  # issue 5: email webhooks and one-click link pages
+
+    app.register_blueprint(inbound.bp)
+    app.register_blueprint(links.bp)
     _init_owner_pages(app)
     return app
 

@@ -1,0 +1,141 @@
+"""Email through SendGrid's v3 mail send API, with the official ``sendgrid`` library.
+
+Each message carries: text and HTML parts, a per-thread ``Reply-To`` (``reply+<token>@INBOUND_DOMAIN``, see
+``channels.threads``) so replies come back to Inbound Parse already matched, our own ``Message-ID`` (a second way
+to match), ``custom_args`` with our message id and idempotency key (echoed in Event Webhook posts), the message kind
+as a category, and ``List-Unsubscribe`` + ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058).
+
+Errors: 5xx, 429, timeouts and connection failures raise ``TransientChannelError`` (the engine retries with
+backoff); a 400 that names the recipient raises ``PermanentChannelError`` (the address is marked, not the channel);
+401/403 (a bad API key) raise ``ChannelNotConfigured``. The API key never appears in a log or an error.
+``SENDGRID_HOST`` points the library at a local fake in tests (``tests/fakes/sendgrid.py``).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+from email.utils import parseaddr
+from typing import Any
+from urllib.error import URLError
+
+from channels.base import (Channel, ChannelNotConfigured, OutgoingMessage, PermanentChannelError,
+                           TransientChannelError)
+from channels.html import text_to_html
+from channels.registry import register
+from channels.threads import message_id_header, reply_address, thread_token
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 20.0
+
+
+def _address(raw: str) -> dict[str, str]:
+    name, addr = parseaddr(raw)
+    if not addr or "@" not in addr:
+        raise PermanentChannelError(f"not an email address: {raw!r}")
+    return {"email": addr, "name": name} if name else {"email": addr}
+
+
+def unsubscribe_headers(settings: Any, message: OutgoingMessage) -> dict[str, str]:
+    """RFC 2369/8058 headers: a one-click HTTPS URL and, with an inbound domain, a mailto fallback."""
+    urls: list[str] = []
+    if message.unsubscribe_url:
+        urls.append(f"<{message.unsubscribe_url}>")
+    elif message.message_id is not None:
+        urls.append(f"<{settings.base_url}/l/u/{thread_token(settings, message.message_id)}>")
+    if settings.inbound_domain and message.message_id is not None:
+        urls.append(f"<mailto:{reply_address(settings, message.message_id)}?subject=unsubscribe>")
+    if not urls:
+        return {}
+    headers = {"List-Unsubscribe": ", ".join(urls)}
+    if urls[0].startswith("<http"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def build_payload(settings: Any, message: OutgoingMessage) -> dict[str, Any]:
+    """The v3 /mail/send JSON body (pure: tested without any network)."""
+    reply_to = message.reply_to or reply_address(settings, message.message_id)
+    headers = {**unsubscribe_headers(settings, message), **message.headers}
+    headers.setdefault("Message-ID", message_id_header(settings, message.message_id, message.idempotency_key))
+    unsubscribe_url = headers["List-Unsubscribe"].split(",")[0].strip("<> ") if "List-Unsubscribe" in headers else ""
+    html = message.html or text_to_html(message.text, locale=message.locale,
+                                        unsubscribe_url=unsubscribe_url if unsubscribe_url.startswith("http") else "")
+    custom_args = {"reagenda_key": message.idempotency_key[:200]}
+    if message.message_id is not None:
+        custom_args["reagenda_message_id"] = str(message.message_id)
+    categories = [c for c in (*message.categories, message.kind, "reagenda") if c][:10]
+    body: dict[str, Any] = {
+        "personalizations": [{"to": [_address(message.recipient)], "custom_args": custom_args}],
+        "from": _address(message.sender),
+        "subject": message.subject,
+        "content": [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": html}],
+        "headers": headers,
+        "categories": list(dict.fromkeys(categories)),
+    }
+    if reply_to:
+        body["reply_to"] = _address(reply_to)
+    if message.attachments:
+        body["attachments"] = [{"content": base64.b64encode(a.data).decode(), "type": a.content_type,
+                                "filename": a.filename, "disposition": "attachment"} for a in message.attachments]
+    return body
+
+
+class SendGridChannel(Channel):
+    key = "sendgrid"
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        if not settings.sendgrid_api_key:
+            raise ChannelNotConfigured("EMAIL_BACKEND=sendgrid needs SENDGRID_API_KEY (an API key starting SG.)")
+
+    def _client(self) -> Any:
+        from sendgrid import SendGridAPIClient
+
+        kwargs = {"host": self.settings.sendgrid_host} if self.settings.sendgrid_host else {}
+        client = SendGridAPIClient(self.settings.sendgrid_api_key, **kwargs)
+        client.client.timeout = TIMEOUT_S
+        return client
+
+    def send(self, message: OutgoingMessage) -> str:
+        from python_http_client.exceptions import HTTPError
+
+        payload = build_payload(self.settings, message)
+        try:
+            response = self._client().client.mail.send.post(request_body=payload)
+        except HTTPError as exc:
+            raise _classify(exc.status_code, exc.body, message.recipient) from None
+        except (URLError, socket.timeout, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransientChannelError(f"SendGrid could not be reached: {reason}") from None
+        provider_id = (response.headers.get("X-Message-Id") if response.headers else None) or ""
+        log.info("sendgrid accepted message %s (%s)", message.message_id, provider_id or "no id")
+        return f"sendgrid:{provider_id}"
+
+
+def _errors(body: Any) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(body.decode() if isinstance(body, bytes) else body or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _classify(status: int, body: Any, recipient: str) -> Exception:
+    errors = _errors(body)
+    text = "; ".join(str(e.get("message", "")) for e in errors)[:300] or "no detail"
+    if status in (401, 403):
+        return ChannelNotConfigured(f"SendGrid rejected the API key (HTTP {status}); check SENDGRID_API_KEY "
+                                    "and its Mail Send permission")
+    if status == 429 or status >= 500:
+        return TransientChannelError(f"SendGrid is unavailable (HTTP {status}): {text}")
+    about_recipient = any("personalizations" in str(e.get("field", "")) or "to" == str(e.get("field", ""))
+                          or "email" in str(e.get("field", "")) for e in errors)
+    if about_recipient:
+        return PermanentChannelError(f"SendGrid refused the recipient address {recipient!r} (HTTP {status}): {text}")
+    return PermanentChannelError(f"SendGrid refused the message (HTTP {status}): {text}")
+
+
+register(SendGridChannel)
