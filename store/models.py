@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import UTCDateTime
@@ -86,9 +86,11 @@ class Client(Base):
     opted_out: Mapped[list[Any]] = mapped_column(default=list)  # channels the client unsubscribed from
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | ghosting | closed
     created_at: Mapped[datetime]
-    # Issue 5 (channels): what the email provider told us about the address: ok | bounced | dropped | spam.
-    # Anything but "ok" means no more email to it until the owner fixes the address.
-    email_status: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    # Issue 4 (workflows): when the ghosting sequence started / the file was closed, and the stricter-policy
+    # overrides a repeat offender gets (merged over the owner's policy when an appointment is first seen).
+    ghost_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    policy_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class Appointment(Base):
@@ -117,6 +119,14 @@ class Appointment(Base):
     start_seen_at: Mapped[datetime]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Issue 4 (workflows): the facts the flows and the client history are computed from.
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_by: Mapped[str] = mapped_column(String(16), default="", server_default="")  # calendar|client|owner
+    late_cancel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    move_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_move_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attendance_at: Mapped[datetime | None] = mapped_column(default=None)  # when arrived/not-yet/no-show was set
     # Issue 3 (sync): what the calendar last said about this occurrence: active | cancelled | declined | gone.
     # Only a cancellation that came from the calendar is undone when the event comes back ("restored").
     calendar_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
@@ -212,25 +222,6 @@ class LedgerEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     invoice_number: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
-
-
-class InboundEvent(Base):
-    """Issue 5: every inbound email and provider event, once. ``dedup_key`` (the email's Message-ID, SendGrid's
-    ``sg_event_id``) makes a webhook delivered twice count once; mail that matched nobody is kept here for the owner
-    (``status`` unmatched) instead of being dropped."""
-
-    __tablename__ = "inbound_events"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(24))  # sendgrid_parse | imap | sendgrid_event | cli
-    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
-    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16))  # reply | auto_reply | unmatched | bounce | opt_out | ignored
-    sender: Mapped[str] = mapped_column(String(320), default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
-    detail: Mapped[str] = mapped_column(Text, default="")  # stripped text, or the provider's reason
-    received_at: Mapped[datetime]
 
 
 class AppointmentType(Base):

@@ -16,7 +16,7 @@ from channels.base import ChannelNotConfigured, PermanentChannelError
 from reagenda.runtime import Context
 from store.models import Message, Step
 from workflows import outbound
-from workflows.decisions import Done, Send, Skip
+from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,15 @@ def _run(ctx: Context, step_id: int) -> str:
         decision = handler(session, step, now)
         if isinstance(decision, Send):
             prepared = outbound.prepare(ctx, session, step, decision, now)
-            decision = prepared if isinstance(prepared, Skip) else decision
+            decision = prepared if isinstance(prepared, (Skip, Defer)) else decision
+        if isinstance(decision, Defer):
+            # Not a failure: hand the attempt back and run again later.
+            step.state, step.claimed_at, step.due_at = "pending", None, decision.until
+            step.attempts = max(0, step.attempts - 1)
+            step.payload = {**(step.payload or {}), "deferred": True}
+            step.outcome = f"deferred to {decision.until:%Y-%m-%d %H:%M}Z: {decision.reason}"
+            log.info("step %s (%s) deferred to %s: %s", step_id, step.kind, decision.until, decision.reason)
+            return "deferred"
         if isinstance(decision, Skip):
             step.state, step.finished_at, step.outcome = "skipped", now, decision.reason
             log.info("step %s (%s) skipped: %s", step_id, step.kind, decision.reason)

@@ -26,7 +26,25 @@ def handles(*kinds: str) -> Callable[[Handler], Handler]:
     return deco
 
 
+# Modules that register handlers with ``@handles``; imported on first lookup so importing ``kinds`` stays cheap
+# and free of cycles.
+HANDLER_MODULES = ("workflows.confirmation", "workflows.noshow", "workflows.aftercare", "workflows.ghosting",
+                   "workflows.handoff", "workflows.booking_steps")
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        import importlib
+
+        for name in HANDLER_MODULES:
+            importlib.import_module(name)
+        _loaded = True
+
+
 def handler_for(kind: str) -> Handler | None:
+    _load()
     if kind in HANDLERS:
         return HANDLERS[kind]
     if kind.startswith("reminder_"):
@@ -54,5 +72,20 @@ def reminder(session: Session, step: Step, now: datetime) -> Decision:
     assert appt is not None
     if now >= appt.starts_at:
         return Skip("too late: the appointment has already started")
-    return Send(kind="reminder", client_id=appt.client_id, appointment_id=appt.id,
+    # The planner already chose the moment with quiet hours in mind (earlier, never later; at once when booked
+    # inside the window), so the runtime limits do not move it again.
+    return Send(kind="reminder", client_id=appt.client_id, appointment_id=appt.id, urgent=True,
                 context={"hours": int(step.payload.get("hours", 48))})
+
+
+@handles("moved_notice")
+def moved_notice(session: Session, step: Step, now: datetime) -> Decision:
+    """Tell the client the new time (rendered now, so a second move before it ran is not announced twice)."""
+    appt = session.get(Appointment, step.subject_id)
+    stale = still_current(appt, step)
+    if stale:
+        return stale
+    assert appt is not None
+    if now >= appt.starts_at:
+        return Skip("too late: the appointment has already started")
+    return Send(kind="moved", client_id=appt.client_id, appointment_id=appt.id)

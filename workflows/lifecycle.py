@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import Appointment, Client, Owner
+from workflows import ledger
 from workflows.policy import Policy
-from workflows.steps import replan_appointment
+from workflows.steps import client_policy, replan_appointment
 
 
 def client_for(session: Session, owner: Owner, email: str, *, name: str = "", now: datetime,
@@ -31,32 +32,50 @@ def client_for(session: Session, owner: Owner, email: str, *, name: str = "", no
 def record_new(session: Session, *, owner: Owner, client: Client, external_uid: str, starts_at: datetime,
                ends_at: datetime, now: datetime, title: str = "", location: str = "", meeting_link: str = "",
                calendar_id: int | None = None, recurrence_id: str = "") -> Appointment:
-    """A new appointment: snapshot the owner's policy onto it and plan its steps."""
+    """A new appointment: snapshot the owner's policy (with the client's stricter overrides) onto it, take its
+    deposit (or the one carried over from a cancellation in grace) and plan its steps."""
     appt = Appointment(
         owner_id=owner.id, client_id=client.id, calendar_id=calendar_id, external_uid=external_uid,
         recurrence_id=recurrence_id, title=title, starts_at=starts_at, ends_at=ends_at, location=location,
         meeting_link=meeting_link, status="scheduled", confirmation="pending", attendance="unknown",
-        policy=Policy.from_dict(owner.policy).to_dict(), start_seen_at=now, created_at=now, updated_at=now,
+        policy=client_policy(owner, client).to_dict(), start_seen_at=now, created_at=now, updated_at=now,
+        move_count=0, late_move_count=0, late_cancel=False, cancelled_by="",
     )
     appt.owner, appt.client = owner, client
     session.add(appt)
     session.flush()
+    ledger.deposit_for_new(session, appt, client, now)
     replan_appointment(session, appt, now)
     return appt
 
 
 def record_move(session: Session, appt: Appointment, *, starts_at: datetime, ends_at: datetime,
                 now: datetime) -> None:
-    """The appointment has a new time: every pending step is re-planned from it."""
+    """The appointment has a new time: every pending step is re-planned from it and the client is told the new
+    time. Moved less than the policy window before the original start counts as a late move (deposit kept or fee
+    owed); in time, the deposit carries over to the new time."""
     if appt.starts_at == starts_at and appt.ends_at == ends_at:
         return
-    appt.starts_at, appt.ends_at, appt.start_seen_at, appt.updated_at = starts_at, ends_at, now, now
+    if appt.starts_at != starts_at:
+        late = ledger.is_late(Policy.from_dict(appt.policy), appt.starts_at, now)
+        ledger.apply_policy(session, appt, event="move", starts_at=appt.starts_at, now=now)
+        appt.move_count = (appt.move_count or 0) + 1
+        appt.late_move_count = (appt.late_move_count or 0) + int(late)
+        appt.start_seen_at = now
+        if appt.attendance == "waiting":
+            appt.attendance, appt.attendance_at = "unknown", None
+    appt.starts_at, appt.ends_at, appt.updated_at = starts_at, ends_at, now
     replan_appointment(session, appt, now)
 
 
-def record_cancel(session: Session, appt: Appointment, *, now: datetime) -> None:
-    """Cancelled in the calendar: pending steps stop."""
+def record_cancel(session: Session, appt: Appointment, *, now: datetime, by: str = "calendar") -> None:
+    """Cancelled (``by``: calendar | client | owner): pending steps stop, the cancellation policy is applied (an
+    owner who cancels on their own account charges nothing) and the cancellation flow starts."""
     if appt.status == "cancelled":
         return
-    appt.status, appt.updated_at = "cancelled", now
+    policy = Policy.from_dict(appt.policy)
+    appt.status, appt.updated_at, appt.cancelled_at, appt.cancelled_by = "cancelled", now, now, by
+    appt.late_cancel = ledger.is_late(policy, appt.starts_at, now)
+    if by != "owner":
+        ledger.apply_policy(session, appt, event="cancel", starts_at=appt.starts_at, now=now)
     replan_appointment(session, appt, now)

@@ -1,16 +1,19 @@
-"""Recording and delivering one client message with its idempotency key.
+"""Recording and delivering one message (to a client, or a note to the owner) with its idempotency key.
 
-``prepare`` renders the message (at send time, in the client's language and zone) and commits a ``Message`` row
-keyed by the step before any provider is called; ``deliver`` calls the channel and marks the row sent. A retried
-job finds the row: ``sent`` means done, anything else is sent again under the same key.
+``prepare`` applies the client limits (quiet hours, messages per day: a deferral, never a drop), renders the message
+at send time in the reader's language and zone, and adds a ``Message`` row keyed by the step; the executor commits
+it before ``deliver`` calls the channel. A retried job finds the row: ``sent`` means done, anything else is sent
+again under the same key.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_time
+from babel.numbers import format_currency
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,13 +21,17 @@ from channels.base import OutgoingMessage
 from channels.registry import email_channel
 from channels.render import format_when, pick_locale, render
 from reagenda.runtime import Context
+from reagenda.settings import Settings
 from store.models import Appointment, Client, Message, Owner, Step
-from workflows.decisions import Send, Skip
+from workflows import limits
+from workflows.decisions import Defer, Send, Skip
+from workflows.policy import Policy
+from workflows.steps import client_policy
 
 log = logging.getLogger(__name__)
 
 
-def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: datetime) -> Message | Skip:
+def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: datetime) -> Message | Skip | Defer:
     key = step.idempotency_key
     existing = session.scalar(select(Message).where(Message.idempotency_key == key))
     if existing is not None:
@@ -32,33 +39,109 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
     client = session.get(Client, decision.client_id)
     if client is None:
         return Skip("client no longer exists")
-    if "email" in (client.opted_out or []):
-        return Skip("client opted out of email")
     owner = session.get(Owner, client.owner_id)
     assert owner is not None
     appt = session.get(Appointment, decision.appointment_id) if decision.appointment_id else None
-    locale = pick_locale(client.locale, owner.locale)
-    tz = client.timezone or owner.timezone
-    context = {
-        "business": owner.business_name or owner.name or owner.email,
-        "client_name": client.name or client.email.split("@")[0],
-        **decision.context,
-    }
-    if appt is not None:
-        context.update(
-            title=appt.title,
-            when=format_when(appt.starts_at, tz, locale),
-            time_only=format_time(appt.starts_at.astimezone(ZoneInfo(tz)), format="short", locale=locale),
-            meeting_link=appt.meeting_link,
-            location=appt.location,
-        )
+    policy = Policy.from_dict(appt.policy) if appt is not None else client_policy(owner, client)
+    if decision.to_owner:
+        recipient, locale, tz = owner.email, pick_locale(owner.locale), owner.timezone
+    else:
+        if "email" in (client.opted_out or []):
+            return Skip("client opted out of email")
+        recipient, locale, tz = client.email, pick_locale(client.locale, owner.locale), client.timezone or owner.timezone
+        if not (decision.urgent or (step.payload or {}).get("client_triggered")):
+            later = limits.defer_until(now, tz, policy, sent_today=counted_today(session, client, tz, now),
+                                       deadline=appt.starts_at if appt is not None and appt.status == "scheduled"
+                                       and appt.starts_at > now else None)
+            if later is not None:
+                return Defer(*later)
+    context = message_context(ctx.settings, owner, client, appt, locale, tz, policy)
+    context.update(decision.context)
     rendered = render(decision.kind, locale, context)
     msg = Message(owner_id=owner.id, client_id=client.id, appointment_id=appt.id if appt else None,
-                  step_id=step.id, kind=decision.kind, channel="email", recipient=client.email, locale=locale,
+                  step_id=step.id, kind=decision.kind, channel="email", recipient=recipient, locale=locale,
                   subject=rendered.subject, body_text=rendered.text, body_html="", idempotency_key=key,
                   status="pending", provider_id="", error="", created_at=now)
     session.add(msg)
     return msg
+
+
+def counted_today(session: Session, client: Client, tz: str, now: datetime) -> int:
+    """Messages to the client today (their zone) that count against the daily limit: not owner notes, not failed,
+    not triggered by the client."""
+    start, end = limits.day_bounds(now, tz)
+    rows = session.execute(select(Message.status, Step.payload).outerjoin(Step, Step.id == Message.step_id)
+                           .where(Message.client_id == client.id, Message.recipient == client.email,
+                                  Message.created_at >= start, Message.created_at < end)).all()
+    return sum(1 for status, payload in rows
+               if status != "failed" and not (payload or {}).get("client_triggered"))
+
+
+def money(cents: int, currency: str, locale: str) -> str:
+    return format_currency(cents / 100, currency, locale=locale)
+
+
+def policy_sentence(policy: Policy, locale: str) -> str:
+    """The cancellation policy in one sentence, in the reader's language."""
+    es = locale == "es"
+    h = policy.window_hours
+    if policy.deposit_cents > 0:
+        amount = money(policy.deposit_cents, policy.currency, locale)
+        return (f"Si cancelas o cambias la cita con al menos {h} h de antelación, tu depósito de {amount} pasa a la "
+                f"nueva cita (resérvala en los {policy.grace_days} días siguientes); con menos antelación o si no "
+                f"vienes, el depósito no se devuelve." if es else
+                f"Cancel or move at least {h} hours before and your {amount} deposit carries over to the new "
+                f"appointment (book it within {policy.grace_days} days); later than that, or a no-show, and the "
+                f"deposit is kept.")
+    if policy.fee_cents > 0:
+        amount = money(policy.fee_cents, policy.currency, locale)
+        return (f"Puedes cancelar o cambiar la cita sin coste hasta {h} h antes; después, o si no vienes, se cobra "
+                f"{amount}." if es else
+                f"You can cancel or move free of charge up to {h} hours before; later than that, or a no-show, "
+                f"costs {amount}.")
+    return (f"Si no puedes venir, avísanos con al menos {h} h de antelación, por favor." if es else
+            f"If you cannot make it, please let us know at least {h} hours before.")
+
+
+def message_context(settings: Settings, owner: Owner, client: Client, appt: Appointment | None, locale: str,
+                    tz: str, policy: Policy) -> dict[str, Any]:
+    """What every template can use: names, the appointment in the reader's zone, the policy and signed links."""
+    from channels.links import make_link
+
+    def link(action: str, **extra: Any) -> str:
+        return make_link(settings, action, client_id=client.id, appointment_id=appt.id if appt else None,
+                         extra=extra or None)
+
+    context: dict[str, Any] = {
+        "business": owner.business_name or owner.name or owner.email,
+        "owner_name": owner.name or owner.business_name or owner.email,
+        "client_name": client.name or client.email.split("@")[0],
+        "client_email": client.email,
+        "client_phone": client.phone,
+        "policy_sentence": policy_sentence(policy, locale),
+        "offer_text": policy.offer_text,
+        "link": link,
+        "money": lambda cents: money(int(cents), policy.currency, locale),
+        "when_of": lambda instant: format_when(_as_dt(instant), tz, locale),
+        "time_of": lambda instant: _time(_as_dt(instant), tz, locale),
+        "title": "", "when": "", "time_only": "", "meeting_link": "", "location": "",
+    }
+    if appt is not None:
+        context.update(title=appt.title, when=format_when(appt.starts_at, tz, locale),
+                       time_only=_time(appt.starts_at, tz, locale), meeting_link=appt.meeting_link,
+                       location=appt.location)
+    return context
+
+
+def _as_dt(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _time(instant: datetime, tz: str, locale: str) -> str:
+    return format_time(instant.astimezone(ZoneInfo(tz)), format="short", locale=locale)
+
+
+DeliverFn = Callable[[Context, Message], str]
 
 
 def deliver(ctx: Context, msg: Message) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import Appointment, Step
-from workflows.planner import AppointmentFacts, PlannedStep, plan_appointment
+from store.models import Appointment, Client, Owner, Reply, Step
+from workflows.planner import AppointmentFacts, ClientFacts, PlannedStep, plan_appointment, plan_client
 from workflows.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,15 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("pending", "queued")
 
 
-def facts_for(appt: Appointment) -> AppointmentFacts:
+def last_reply_at(session: Session, client_id: int) -> datetime | None:
+    """The client's latest real answer (auto-replies do not count)."""
+    return session.scalar(select(func.max(Reply.received_at)).where(Reply.client_id == client_id,
+                                                                    Reply.auto_reply.is_(False)))
+
+
+def facts_for(appt: Appointment, session: Session | None = None) -> AppointmentFacts:
     owner_tz = appt.owner.timezone if appt.owner else "UTC"
+    policy = Policy.from_dict(appt.policy)
     return AppointmentFacts(
         id=appt.id,
         owner_id=appt.owner_id,
@@ -31,13 +38,43 @@ def facts_for(appt: Appointment) -> AppointmentFacts:
         status=appt.status,
         start_seen_at=appt.start_seen_at,
         client_timezone=(appt.client.timezone if appt.client and appt.client.timezone else owner_tz),
+        created_at=appt.created_at,
+        confirmation=appt.confirmation,
+        attendance=appt.attendance,
+        attendance_at=appt.attendance_at,
+        move_count=appt.move_count or 0,
+        cancelled_at=appt.cancelled_at,
+        late_cancel=bool(appt.late_cancel),
+        last_reply_at=last_reply_at(session, appt.client_id) if session is not None else None,
+        deposit_cents=policy.deposit_cents,
     )
+
+
+def client_policy(owner: Owner, client: Client) -> Policy:
+    """The policy for client-level sequences and new appointments: the owner's, with the client's stricter
+    overrides (a repeat offender) on top."""
+    return Policy.from_dict({**(owner.policy or {}), **(client.policy_overrides or {})})
+
+
+def client_facts(session: Session, client: Client, owner: Owner) -> ClientFacts:
+    return ClientFacts(id=client.id, owner_id=client.owner_id, state=client.state,
+                       ghost_started_at=client.ghost_started_at, last_reply_at=last_reply_at(session, client.id),
+                       timezone=client.timezone or owner.timezone)
+
+
+def replan_client(session: Session, client: Client, now: datetime) -> list[Step]:
+    """Make the client's own steps (ghosting) match the plan."""
+    session.flush()
+    owner = session.get(Owner, client.owner_id)
+    assert owner is not None
+    planned = plan_client(client_facts(session, client, owner), client_policy(owner, client))
+    return apply_plan(session, client.owner_id, "client", client.id, planned, now)
 
 
 def replan_appointment(session: Session, appt: Appointment, now: datetime) -> list[Step]:
     """Make the appointment's open steps match the plan; return the steps created."""
     session.flush()  # the appointment needs its id
-    planned = plan_appointment(facts_for(appt), Policy.from_dict(appt.policy))
+    planned = plan_appointment(facts_for(appt, session), Policy.from_dict(appt.policy))
     return apply_plan(session, appt.owner_id, "appointment", appt.id, planned, now)
 
 
@@ -62,9 +99,9 @@ def apply_plan(session: Session, owner_id: int, subject_type: str, subject_id: i
                         attempts=0, max_attempts=5, outcome="")
             session.add(step)
             created.append(step)
-        elif step.state == "pending" and step.due_at != p.due_at:
-            step.due_at = p.due_at
-        elif step.state == "cancelled":
+        elif step.state == "pending" and step.due_at != p.due_at and not (step.payload or {}).get("deferred"):
+            step.due_at = p.due_at  # a step deferred by the daily limit or quiet hours keeps its later time
+        elif step.state == "cancelled" and step.outcome.startswith("no longer part of the plan"):
             # The plan wants it again (e.g. moved away and back): reopen rather than violate the unique key.
             step.state, step.due_at, step.finished_at, step.outcome = "pending", p.due_at, None, ""
     session.flush()
