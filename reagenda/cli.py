@@ -6,6 +6,7 @@
     reagenda dispatcher   moves due steps from the database onto RQ
     reagenda db upgrade   apply database migrations
     reagenda status       queue depth, due-but-not-dispatched steps, oldest lag
+    reagenda reply explain FILE.eml [--json]   how a raw client email would be matched, stripped and classified
 
 Errors an operator can meet (bad settings, unreachable database or Redis, port in use) are printed as one line
 that says what is wrong and what to do, with passwords masked, and exit with status 2.
@@ -267,6 +268,9 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="queue depth and lag")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
+    from replies.explain import add_parser as add_reply_parser  # issue 5: reagenda reply explain FILE.eml
+
+    add_reply_parser(sub)
     return p
 
 

@@ -86,6 +86,9 @@ class Client(Base):
     opted_out: Mapped[list[Any]] = mapped_column(default=list)  # channels the client unsubscribed from
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | ghosting | closed
     created_at: Mapped[datetime]
+    # Issue 5 (channels): what the email provider told us about the address: ok | bounced | dropped | spam.
+    # Anything but "ok" means no more email to it until the owner fixes the address.
+    email_status: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
     # Issue 4 (workflows): when the ghosting sequence started / the file was closed, and the stricter-policy
     # overrides a repeat offender gets (merged over the owner's policy when an appointment is first seen).
     ghost_started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -270,3 +273,22 @@ class SlotHold(Base):
     ends_at: Mapped[datetime]  # including buffers
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """Issue 5: every inbound email and provider event, once. ``dedup_key`` (the email's Message-ID, SendGrid's
+    ``sg_event_id``) makes a webhook delivered twice count once; mail that matched nobody is kept here for the owner
+    (``status`` unmatched) instead of being dropped."""
+
+    __tablename__ = "inbound_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(24))  # sendgrid_parse | imap | sendgrid_event | cli
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16))  # reply | auto_reply | unmatched | bounce | opt_out | ignored
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # stripped text, or the provider's reason
+    received_at: Mapped[datetime]
