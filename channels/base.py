@@ -19,6 +19,15 @@ class PermanentChannelError(ChannelError):
     """Retrying will not help (bad address, rejected content); the address is marked, not the channel."""
 
 
+class AddressRejected(PermanentChannelError):
+    """The provider refused this recipient (unknown mailbox, invalid number, the client replied STOP): the client's
+    address is marked (``channels.compose.mark_address_rejected``), the channel keeps working for everyone else."""
+
+    def __init__(self, message: str, *, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+
+
 class ChannelNotConfigured(ChannelError):
     """The channel was selected but its settings or optional dependency are missing."""
 

@@ -34,3 +34,21 @@ def outgoing_for(settings: Settings, session: Session, msg: Message) -> Outgoing
         idempotency_key=msg.idempotency_key, recipient=msg.recipient, sender=settings.email_from,
         subject=msg.subject, text=msg.body_text, html=msg.body_html, message_id=msg.id, locale=msg.locale,
         kind=msg.kind, unsubscribe_url=unsubscribe, attachments=attachments)
+
+
+def mark_address_rejected(session: Session, msg: Message, reason: str) -> Client | None:
+    """After an ``AddressRejected`` for ``msg``: mark the client's address on that medium so nothing more is sent
+    to it (``email_status`` + ``opted_out`` for email, ``opted_out`` for sms/whatsapp). The channel itself stays
+    in use for every other client. Returns the client marked, if any."""
+    client = session.get(Client, msg.client_id) if msg.client_id else None
+    if client is None:
+        return None
+    medium = msg.channel if msg.channel in ("sms", "whatsapp") else "email"
+    if medium == "email":
+        if msg.recipient.strip().lower() != client.email.strip().lower():
+            return None  # the owner's own address, or an old address the client has since changed
+        client.email_status = "bounced"
+    if medium not in (client.opted_out or []):
+        client.opted_out = [*(client.opted_out or []), medium]
+    session.flush()
+    return client

@@ -29,3 +29,16 @@ def email_channel(settings: Settings) -> Channel:
         raise ChannelNotConfigured(f"EMAIL_BACKEND={settings.email_backend} needs an optional dependency that "
                                    "is not installed")
     return cls(settings)
+
+
+def message_channel(settings: Settings, medium: str) -> Channel:
+    """The channel for a client's preferred medium: "email" (EMAIL_BACKEND), "sms" or "whatsapp" (Twilio)."""
+    if medium == "email":
+        return email_channel(settings)
+    _load()
+    import channels.twilio_sms  # noqa: F401
+
+    cls = _channels.get(medium)
+    if cls is None:
+        raise ChannelNotConfigured(f"unknown channel {medium!r}; expected email, sms or whatsapp")
+    return cls(settings)

@@ -20,8 +20,8 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.error import URLError
 
-from channels.base import (Channel, ChannelNotConfigured, OutgoingMessage, PermanentChannelError,
-                           TransientChannelError)
+from channels.base import (AddressRejected, Channel, ChannelNotConfigured, OutgoingMessage,
+                           PermanentChannelError, TransientChannelError)
 from channels.html import text_to_html
 from channels.registry import register
 from channels.threads import message_id_header, reply_address, thread_token
@@ -134,7 +134,8 @@ def _classify(status: int, body: Any, recipient: str) -> Exception:
     about_recipient = any("personalizations" in str(e.get("field", "")) or "to" == str(e.get("field", ""))
                           or "email" in str(e.get("field", "")) for e in errors)
     if about_recipient:
-        return PermanentChannelError(f"SendGrid refused the recipient address {recipient!r} (HTTP {status}): {text}")
+        return AddressRejected(f"SendGrid refused the recipient address {recipient!r} (HTTP {status}): {text}",
+                               address=recipient)
     return PermanentChannelError(f"SendGrid refused the message (HTTP {status}): {text}")
 
 

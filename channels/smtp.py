@@ -18,8 +18,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from channels.base import (Channel, ChannelNotConfigured, OutgoingMessage, PermanentChannelError,
-                           TransientChannelError)
+from channels.base import (AddressRejected, Channel, ChannelNotConfigured, OutgoingMessage,
+                           PermanentChannelError, TransientChannelError)
 from channels.html import text_to_html
 from channels.registry import register
 from channels.sendgrid import unsubscribe_headers
@@ -111,7 +111,10 @@ class SMTPChannel(Channel):
                                        "check the user and password in SMTP_URL") from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            raise _by_code(code, f"the SMTP server refused {message.recipient!r}: {code} {_s(text)}") from None
+            detail = f"the SMTP server refused {message.recipient!r}: {code} {_s(text)}"
+            if 500 <= code < 600:
+                raise AddressRejected(detail, address=message.recipient) from None
+            raise TransientChannelError(detail) from None
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, f"the SMTP server said {exc.smtp_code} {_s(exc.smtp_error)}") from None
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout,

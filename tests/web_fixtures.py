@@ -46,4 +46,6 @@ def web_app(stack) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def web_client(web_app: Flask) -> FlaskClient:
-    return web_app.test_client()
+    client = web_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # the tests read English; Spanish has its own tests
+    return client

@@ -26,30 +26,43 @@ bp = Blueprint("connect", __name__, url_prefix="/calendars")
 
 
 def encrypt(data: dict[str, Any]) -> str:
-    from store import crypto
+    from store.crypto import encrypt_credentials
 
-    return crypto.encrypt_json(get_context().settings, data)
+    return encrypt_credentials(get_context().settings.secret_key, data)
 
 
 def decrypt(blob: str) -> dict[str, Any]:
-    from store import crypto
+    from store.crypto import decrypt_credentials
 
-    return crypto.decrypt_json(get_context().settings, blob)
+    return decrypt_credentials(get_context().settings.secret_key, blob)
+
+
+def connector_options() -> dict[str, Any]:
+    """Per-deployment connector knobs (tests point Google/Microsoft at local fakes through app config)."""
+    return dict(current_app.config.get("REAGENDA_CONNECTOR_OPTIONS", {}))
 
 
 def connector_for(provider: str, credentials: dict[str, Any]) -> Any:
     from connectors import registry
 
-    return registry.get(provider).from_credentials(credentials, settings=get_context().settings,
-                                                   **current_app.config.get("REAGENDA_CONNECTOR_OPTIONS", {}))
+    opts = connector_options().get(provider, {})
+    return registry.build(provider, credentials, settings=get_context().settings, **opts)
 
 
 def sync_connection(conn: CalendarConnection) -> str:
     """Run one sync of every watched calendar of ``conn`` now; returns a line for the owner."""
     from workflows import sync
 
-    result = sync.sync_connection(get_context(), conn.id)
-    return str(result) if result is not None else ""
+    db().commit()  # the sync opens its own session: what this request wrote must be visible to it
+    results = sync.sync_connection(get_context(), conn.id, **connector_options().get(conn.provider, {}))
+    new = sum(r.count("new") for r in results)
+    moved = sum(r.count("moved") for r in results)
+    cancelled = sum(r.count("cancelled") for r in results)
+    failed = [r for r in results if r.status not in ("ok", "not_due")]
+    if failed:
+        return _("Sync finished with problems: %(detail)s", detail="; ".join(str(r) for r in failed)[:300])
+    return _("Synced: %(new)d new, %(moved)d moved, %(cancelled)d cancelled appointment(s).", new=new, moved=moved,
+             cancelled=cancelled)
 
 
 # ------------------------------------------------------------------------------------------ pages

@@ -54,7 +54,7 @@ STEP_STATE_LABELS = {
 }
 
 LEDGER_LABELS = {
-    "deposit": _l("Deposit"), "fee": _l("Fee owed"), "waiver": _l("Waived"), "carry_over": _l("Deposit carried over"),
+    "deposit": _l("Deposit"), "deposit_kept": _l("Deposit kept"), "fee": _l("Fee owed"), "waiver": _l("Waived"), "carry_over": _l("Deposit carried over"),
     "payment": _l("Payment"), "invoice": _l("Invoice"),
 }
 
@@ -177,7 +177,7 @@ def attendance(appt_id: int):  # type: ignore[no-untyped-def]
     from workflows import noshow
 
     fn = {"arrived": noshow.mark_arrived, "not_yet": noshow.mark_not_yet, "no_show": noshow.mark_no_show}[action]
-    fn(db(), appt, now=now())
+    fn(db(), appt, now())
     db().commit()
     messages = {"arrived": _("Marked as arrived."), "not_yet": _("Noted: not yet. The client gets a short message."),
                 "no_show": _("Marked as a no-show. The follow-up has started.")}
@@ -195,7 +195,7 @@ def waive(appt_id: int):  # type: ignore[no-untyped-def]
         return redirect(url_for("dashboard.appointment", appt_id=appt.id))
     from workflows import ledger
 
-    ledger.waive(db(), appt, reason=reason, now=now())
+    ledger.waive(db(), appt, reason, now())
     db().commit()
     flash(_("Waived. The reason is recorded in the ledger."), "ok")
     return redirect(url_for("dashboard.appointment", appt_id=appt.id))
@@ -251,7 +251,7 @@ def start_ghosting(client_id: int):  # type: ignore[no-untyped-def]
     c: Client = owned(Client, client_id)
     from workflows import ghosting
 
-    ghosting.start_ghosting(db(), c, now=now())
+    ghosting.start_ghosting(db(), c, now())
     db().commit()
     flash(_("The two-step check-in has started for %(name)s.", name=c.name or c.email), "ok")
     return redirect(url_for("dashboard.client", client_id=c.id))
@@ -360,11 +360,17 @@ def invoice(number: str):  # type: ignore[no-untyped-def]
                                 .order_by(LedgerEntry.created_at)))
     if not entries:
         abort(404)
-    client_row = db().get(Client, entries[0].client_id)
-    lines = [e for e in entries if e.kind != "invoice"] or entries
-    total = sum(e.amount_cents for e in lines if e.kind in ("fee", "invoice"))
-    total -= sum(e.amount_cents for e in lines if e.kind in ("waiver", "payment"))
+    invoice_entry = next((e for e in entries if e.kind == "invoice"), entries[0])
+    client_row = db().get(Client, invoice_entry.client_id)
+    # The lines: this client's charges, waivers and payments up to the invoice date (what the total is made of).
+    lines = list(db().scalars(select(LedgerEntry).where(
+        LedgerEntry.owner_id == g.owner_id, LedgerEntry.client_id == invoice_entry.client_id,
+        LedgerEntry.kind.in_(("fee", "deposit_kept", "waiver", "payment")),
+        LedgerEntry.created_at <= invoice_entry.created_at).order_by(LedgerEntry.created_at)))
+    total = invoice_entry.amount_cents if invoice_entry.kind == "invoice" else sum(
+        e.amount_cents * (-1 if e.kind in ("waiver", "payment") else 1) for e in lines)
+    entries = [invoice_entry]
     return render_template("dashboard/invoice.html", number=number, entries=lines, client=client_row,
-                           total=total, currency=entries[0].currency, issued=entries[0].created_at,
+                           total=total, currency=invoice_entry.currency, issued=invoice_entry.created_at,
                            labels=LEDGER_LABELS)
 

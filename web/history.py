@@ -58,7 +58,7 @@ def histories(session: Session, owner_id: int, clients: Iterable[Client]) -> dic
     for e in session.scalars(select(LedgerEntry).where(LedgerEntry.owner_id == owner_id,
                                                        LedgerEntry.client_id.in_(ids))):
         h = out[e.client_id]
-        if e.kind == "fee":
+        if e.kind in ("fee", "deposit_kept"):
             h.owed_cents += e.amount_cents
         elif e.kind == "waiver":
             h.waived_cents += e.amount_cents

@@ -4,6 +4,7 @@ a title, a description and the numbers as a table next to it for screen readers 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
@@ -60,7 +61,9 @@ def last_months(current: datetime, tz: str, count: int = 12) -> list[Month]:
 
 
 def reason_code(text: str) -> str:
-    word = (text or "").strip().lower().split(":")[0].split()[0] if (text or "").strip() else "other"
+    """The reason a client picked on the cancel page ("reason: price; contact: whatsapp") or typed first."""
+    m = re.search(r"reason:\s*([a-z]+)", (text or "").lower())
+    word = m.group(1) if m else ((text or "").strip().lower().split() or ["other"])[0]
     return word if word in REASONS else "other"
 
 
@@ -85,7 +88,7 @@ def compute(owner_id: int, tz: str, current: datetime) -> tuple[list[Month], dic
         m = month_of(e.created_at)
         if m is None:
             continue
-        if e.kind in ("fee",):
+        if e.kind in ("fee", "deposit_kept"):
             m.charged += e.amount_cents
         elif e.kind == "waiver":
             m.waived += e.amount_cents
@@ -137,7 +140,7 @@ def grouped_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[flo
     for frac in (0, 0.5, 1):
         y = base_y - plot_h * frac
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d5dbe3"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{top * frac:.0f}{escape(unit)}</text>')
+                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{top * frac:.3g}{escape(unit)}</text>')
     for i, lab in enumerate(labels):
         x0 = left + i * group + 3
         for j, (_name, vals) in enumerate(series):
