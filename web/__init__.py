@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None, context: "object | None" = None
     from web import health
 
     app.register_blueprint(health.bp)
+    from web import booking  # issue 7: public booking and reschedule pages
+
+    app.register_blueprint(booking.bp)
     from web import inbound, links  # issue 5: email webhooks and one-click link pages
 
     app.register_blueprint(inbound.bp)
