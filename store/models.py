@@ -292,3 +292,42 @@ class InboundEvent(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[str] = mapped_column(Text, default="")  # stripped text, or the provider's reason
     received_at: Mapped[datetime]
+
+
+class PushChannel(Base):
+    """A provider push registration for one calendar: a Google events.watch channel or a Graph subscription.
+
+    ``secret`` (Fernet-encrypted) is the channel token / clientState every notification must echo; ``expires_at``
+    drives renewal before the provider drops the channel (issue 3, web/push.py and workflows/push_renewal.py)."""
+
+    __tablename__ = "push_channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(200), unique=True)  # Google channel id / Graph subscription id
+    resource_id: Mapped[str] = mapped_column(String(1000), default="")
+    secret: Mapped[str] = mapped_column(Text)
+    callback_url: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | renew | removed
+    expires_at: Mapped[datetime]
+    last_notified_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """Issue 5: every inbound email and provider event, once. ``dedup_key`` (the email's Message-ID, SendGrid's
+    ``sg_event_id``) makes a webhook delivered twice count once; mail that matched nobody is kept here for the owner
+    (``status`` unmatched) instead of being dropped."""
+
+    __tablename__ = "inbound_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(24))  # sendgrid_parse | imap | sendgrid_event | cli
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16))  # reply | auto_reply | unmatched | bounce | opt_out | ignored
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # stripped text, or the provider's reason
+    received_at: Mapped[datetime]

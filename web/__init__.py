@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None, context: "object | None" = None
     from web import health
 
     app.register_blueprint(health.bp)
+    from web import push  # issue 3: provider push endpoints (Google channels, Graph notifications)
+
+    app.register_blueprint(push.bp)
     from web import booking  # issue 7: public booking and reschedule pages
 
     app.register_blueprint(booking.bp)
