@@ -152,6 +152,9 @@ class GoogleConnector:
                 return request_fn().execute(num_retries=0)
             except HttpError as exc:
                 raise self._translate(exc, what, calendar_id) from None
+            except google.auth.exceptions.TransportError as exc:
+                raise ProviderUnavailable(f"Google token endpoint unreachable during {what}: "
+                                          f"{type(exc).__name__}") from None
             except google.auth.exceptions.RefreshError as exc:
                 reason = exc.args[0] if exc.args else "refresh failed"
                 if isinstance(reason, str) and "invalid_grant" in reason or _is_invalid_grant(exc):

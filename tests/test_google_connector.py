@@ -265,3 +265,12 @@ def test_from_settings_uses_stored_token_uri_and_client(fake: FakeGoogleCalendar
     fake.expire_access_tokens()
     assert connector.list_calendars()[0].primary
     assert connector.credentials["token_uri"] == fake.token_uri
+
+
+def test_unreachable_token_endpoint_is_provider_unavailable_not_reconnect(fake: FakeGoogleCalendar) -> None:
+    connector = GoogleConnector(fake.issue_tokens(), client_id=fake.client_id, client_secret=fake.client_secret,
+                                api_endpoint=fake.api_endpoint, token_uri="http://127.0.0.1:9/token",
+                                retrier=Retrier(sleep=lambda s: None, attempts=2))
+    fake.expire_access_tokens()
+    with pytest.raises(ProviderUnavailable):
+        connector.list_calendars()
