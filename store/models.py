@@ -312,22 +312,3 @@ class PushChannel(Base):
     expires_at: Mapped[datetime]
     last_notified_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
-
-
-class InboundEvent(Base):
-    """Issue 5: every inbound email and provider event, once. ``dedup_key`` (the email's Message-ID, SendGrid's
-    ``sg_event_id``) makes a webhook delivered twice count once; mail that matched nobody is kept here for the owner
-    (``status`` unmatched) instead of being dropped."""
-
-    __tablename__ = "inbound_events"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(24))  # sendgrid_parse | imap | sendgrid_event | cli
-    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
-    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16))  # reply | auto_reply | unmatched | bounce | opt_out | ignored
-    sender: Mapped[str] = mapped_column(String(320), default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
-    detail: Mapped[str] = mapped_column(Text, default="")  # stripped text, or the provider's reason
-    received_at: Mapped[datetime]
