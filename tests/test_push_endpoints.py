@@ -252,3 +252,22 @@ def test_graph_lifecycle_notifications(stack, client, graph) -> None:
 def connector_secret(stack: Any) -> str:
     with stack.session() as session:
         return push_renewal.secret_of(stack.ctx, session.scalars(select(PushChannel)).one())
+
+
+def test_missing_channels_are_opened_only_for_https_and_watched_calendars(stack, google, monkeypatch) -> None:
+    google.add_calendar("team@example.com", "Equipo")
+    watched = make_calendar(stack, "google", "primary@example.com")
+    with stack.session() as session:
+        first = session.get(Calendar, watched)
+        session.add(Calendar(connection_id=first.connection_id, external_id="team@example.com", name="Equipo",
+                             watched=False, receives_bookings=False))
+    connector = google_connector(google)
+
+    opened = push_renewal.ensure_channels(stack.ctx, connector_for=lambda conn: connector)
+
+    assert len(opened) == 1 and [c.calendar_id for c in channels(stack)] == [watched]
+    assert push_renewal.ensure_channels(stack.ctx, connector_for=lambda conn: connector) == []  # idempotent
+    monkeypatch.setattr(stack.ctx, "settings", dataclasses.replace(stack.ctx.settings,
+                                                                   base_url="http://localhost:5000"))
+    push_renewal.close_channels(stack.ctx, [watched], connector_for=lambda conn: connector)
+    assert push_renewal.ensure_channels(stack.ctx, connector_for=lambda conn: connector) == []  # plain HTTP

@@ -198,8 +198,42 @@ def close_channels(ctx: Context, calendar_ids: list[int], *, connector_for: Conn
     return len(work)
 
 
+def ensure_channels(ctx: Context, *, connector_for: ConnectorFor | None = None) -> list[str]:
+    """Open a channel for every watched Google / Outlook calendar that has none (just connected, or its channel
+    was lost). Providers only deliver to HTTPS, so nothing is opened while BASE_URL is plain HTTP (a laptop):
+    the periodic sync alone keeps those calendars current. Returns the new channel ids."""
+    if not ctx.settings.base_url.startswith("https://"):
+        log.debug("push channels not opened: BASE_URL %s is not HTTPS", ctx.settings.base_url)
+        return []
+    build = connector_for or _connector_for(ctx)
+    with ctx.session() as session:
+        rows = session.execute(
+            select(Calendar.id, CalendarConnection)
+            .join(CalendarConnection, CalendarConnection.id == Calendar.connection_id)
+            .outerjoin(PushChannel, PushChannel.calendar_id == Calendar.id)
+            .where(Calendar.watched.is_(True), CalendarConnection.status == "ok",
+                   CalendarConnection.provider.in_(sorted(PATHS)), PushChannel.id.is_(None))
+            .order_by(Calendar.id)).all()
+        work = [(cal_id, conn) for cal_id, conn in rows]
+        for _, conn in work:
+            session.expunge(conn)
+    opened: list[str] = []
+    for cal_id, conn in work:
+        try:
+            channel_id = open_channel(ctx, cal_id, connector=build(conn))
+        except (ConnectorError, OSError) as exc:
+            log.warning("calendar %s: push channel not opened (%s); the periodic sync covers it", cal_id, exc)
+            continue
+        if channel_id:
+            opened.append(channel_id)
+    return opened
+
+
 def renew_due_job() -> str:
-    """RQ entry point for the periodic schedule (every hour is plenty with a 24 h margin)."""
+    """RQ entry point for the periodic schedule (hourly is plenty with a 24 h margin): renew what expires, open
+    what is missing."""
     from reagenda import runtime
 
-    return f"{len(renew_due(runtime.current()))} channel(s) renewed"
+    ctx = runtime.current()
+    renewed, opened = renew_due(ctx), ensure_channels(ctx)
+    return f"{len(renewed)} channel(s) renewed, {len(opened)} opened"
