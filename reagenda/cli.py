@@ -7,6 +7,8 @@
     reagenda db upgrade   apply database migrations
     reagenda status       queue depth, due-but-not-dispatched steps, oldest lag
     reagenda reply explain FILE.eml [--json]   how a raw client email would be matched, stripped and classified
+    reagenda simulate --days 14   dry run: what each client would receive and when (store unchanged)
+    reagenda ghost start CLIENT_EMAIL [--owner EMAIL]   start the ghosting ultimatum for a silent client
 
 Errors an operator can meet (bad settings, unreachable database or Redis, port in use) are printed as one line
 that says what is wrong and what to do, with passwords masked, and exit with status 2.
@@ -271,6 +273,9 @@ def parser() -> argparse.ArgumentParser:
     from replies.explain import add_parser as add_reply_parser  # issue 5: reagenda reply explain FILE.eml
 
     add_reply_parser(sub)
+    from workflows.commands import add_parsers as add_workflow_parsers  # issue 4: simulate, ghost start
+
+    add_workflow_parsers(sub)
     return p
 
 

@@ -131,3 +131,18 @@ def test_the_owner_can_start_ghosting_for_any_client_and_an_answer_stops_it(stac
     assert c.state == "active"
     st = fk.steps(stack, client_id, subject_type="client")
     assert st["ghost_ultimatum"].state == "cancelled" and "answered" in st["ghost_ultimatum"].outcome
+
+
+def test_booking_again_reopens_a_closed_file_and_stops_ghosting(stack):
+    owner_id, client_id, _ = fk.setup(stack, starts_in=timedelta(days=20))
+    with stack.session() as s:
+        start_ghosting(s, s.get(Client, client_id), stack.clock.now())
+    stack.run_due()
+    with stack.session() as s:
+        from store.models import Owner
+        from tests.factories import make_appointment
+
+        make_appointment(s, s.get(Owner, owner_id), stack.clock.now(), stack.clock.now() + timedelta(days=3),
+                         uid="evt-back")
+    assert fk.client(stack, client_id).state == "active"
+    assert fk.steps(stack, client_id, subject_type="client")["ghost_ultimatum"].state == "cancelled"

@@ -46,6 +46,12 @@ def record_new(session: Session, *, owner: Owner, client: Client, external_uid: 
     session.flush()
     ledger.deposit_for_new(session, appt, client, now)
     replan_appointment(session, appt, now)
+    if client.state in ("ghosting", "closed"):
+        # Booking again is the clearest answer there is: the ultimatum stops and a closed file reopens.
+        from workflows.steps import replan_client
+
+        client.state, client.ghost_started_at = "active", None
+        replan_client(session, client, now)
     return appt
 
 
@@ -79,3 +85,8 @@ def record_cancel(session: Session, appt: Appointment, *, now: datetime, by: str
     if by != "owner":
         ledger.apply_policy(session, appt, event="cancel", starts_at=appt.starts_at, now=now)
     replan_appointment(session, appt, now)
+    if appt.late_cancel and by != "owner":
+        from workflows.history import apply_stricter_policy
+
+        session.flush()
+        apply_stricter_policy(session, session.get(Client, appt.client_id), now)

@@ -53,6 +53,12 @@ def mark_no_show(session: Session, appointment: Appointment, now: datetime) -> N
     ledger.apply_policy(session, appointment, event="no_show", starts_at=appointment.starts_at, now=now)
     replan_appointment(session, appointment, now)
     log.info("appointment %s: no-show recorded", appointment.id)
+    from workflows.history import apply_stricter_policy
+
+    session.flush()
+    client = session.get(Client, appointment.client_id)
+    if client is not None:
+        apply_stricter_policy(session, client, now)
 
 
 def _charged(session: Session, appointment: Appointment) -> bool:

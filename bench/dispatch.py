@@ -1,0 +1,309 @@
+"""Benchmark: dispatch lateness and drain rate of the workflow engine on PostgreSQL + Redis (issue 4).
+
+Seeds N appointments (default 100,000; each with a sent confirmation request, a 48 h and a 2 h reminder and an
+arrival check: about 4 steps each, 400,000 rows) into a fresh PostgreSQL database, so that the 48 h reminders fall
+due across a window (default 10 minutes, wall clock). Then runs the real dispatcher and W real RQ workers
+(``reagenda worker --simple`` subprocesses) against a private redis-server, sending through the real SendGrid
+channel to a local fake email API. Measures lateness (Message.sent_at − Step.due_at) p50/p99/max, throughput, peak
+Redis memory and database size. Phase 2 drains a backlog (B steps due at once) for steps/s. Finally it replays the
+same due times through the reference design (a 60-second poll taking at most 100 steps per tick) and prints those
+figures too. The last line is JSON with ``p99_lateness_s``, ``drain_steps_per_s``, ``redis_peak_mb``.
+
+    .venv/bin/python bench/dispatch.py                      # full size (~20 min on 2 cores)
+    .venv/bin/python bench/dispatch.py --appointments 5000 --window 60 --backlog 2000   # quick look
+
+Needs a PostgreSQL server (BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres, used to
+CREATE and DROP a scratch database) and the redis-server binary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+from sqlalchemy import func, insert, select, text, update  # noqa: E402
+
+from reagenda import runtime  # noqa: E402
+from reagenda.embedded_redis import EmbeddedRedis  # noqa: E402
+from reagenda.settings import load  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Appointment, Client, Message, Owner, Step  # noqa: E402
+from workflows import dispatcher  # noqa: E402
+from workflows.planner import AppointmentFacts, plan_appointment  # noqa: E402
+from workflows.policy import Policy  # noqa: E402
+
+UTC = timezone.utc
+
+
+class FakeEmailAPI(BaseHTTPRequestHandler):
+    """SendGrid's v3 mail send, as far as the client library needs: 202 and an X-Message-Id."""
+
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        with FakeEmailAPI.lock:
+            FakeEmailAPI.count += 1
+        self.send_response(202)
+        self.send_header("X-Message-Id", uuid.uuid4().hex)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def seed(ctx: runtime.Context, n: int, t0: datetime, window_s: float, due: int, owners: int = 100) -> None:
+    """Appointments starting 48 h + [0, window) after t0, so their 48 h reminders fall due across the window (the
+    first ``due`` of them; the rest start days later, so their steps are in the table but not due)."""
+    # Quiet hours off: the bench runs whenever it is run, and night would move the reminders out of the window.
+    policy = Policy(confirmations=False, quiet_start="00:00", quiet_end="00:00").to_dict()
+    created = t0 - timedelta(days=3)
+    with ctx.engine.begin() as conn:
+        conn.execute(insert(Owner), [dict(email=f"owner{i}@bench.test", name=f"Owner {i}", business_name=f"Estudio {i}",
+                                          timezone="Europe/Madrid", locale="es", policy={}, invoice_seq=0,
+                                          created_at=created) for i in range(owners)])
+        owner_ids = list(conn.scalars(select(Owner.id).order_by(Owner.id)))
+        for start in range(0, n, 10_000):
+            batch = range(start, min(n, start + 10_000))
+            conn.execute(insert(Client), [dict(owner_id=owner_ids[i % owners], email=f"c{i}@bench.test",
+                                               name=f"Client {i}", phone="", timezone="Europe/Madrid", locale="es",
+                                               preferred_channel="email", opted_out=[], state="active",
+                                               created_at=created, policy_overrides={}) for i in batch])
+        client_ids = list(conn.scalars(select(Client.id).order_by(Client.id)))
+        for start in range(0, n, 10_000):
+            rows = []
+            for i in range(start, min(n, start + 10_000)):
+                starts = (t0 + timedelta(hours=48, seconds=window_s * i / due) if i < due
+                          else t0 + timedelta(days=5, seconds=i))
+                rows.append(dict(owner_id=owner_ids[i % owners], client_id=client_ids[i], external_uid=f"b{i}",
+                                 recurrence_id="", title="Sesión", starts_at=starts,
+                                 ends_at=starts + timedelta(hours=1), location="",
+                                 meeting_link="https://meet.google.com/abc-defg-hij", status="scheduled",
+                                 confirmation="confirmed", attendance="unknown", policy=policy,
+                                 start_seen_at=created, created_at=created, updated_at=created))
+            conn.execute(insert(Appointment), rows)
+        appts = conn.execute(select(Appointment.id, Appointment.owner_id, Appointment.starts_at)
+                             .order_by(Appointment.id)).all()
+        pol = Policy.from_dict(policy)
+        rows = []
+        for appt_id, owner_id, starts in appts:
+            facts = AppointmentFacts(id=appt_id, owner_id=owner_id, starts_at=starts, status="scheduled",
+                                     start_seen_at=created, client_timezone="Europe/Madrid", created_at=created,
+                                     confirmation="confirmed")
+            rows.append(dict(owner_id=owner_id, kind="confirm_request", subject_type="appointment",
+                             subject_id=appt_id, due_at=created, state="done", attempts=1, max_attempts=5,
+                             idempotency_key=f"a{appt_id}-confirm_request", payload={}, outcome="sent (seeded)",
+                             created_at=created, finished_at=created))
+            for p in plan_appointment(facts, pol):
+                rows.append(dict(owner_id=owner_id, kind=p.kind, subject_type="appointment", subject_id=appt_id,
+                                 due_at=p.due_at, state="pending", attempts=0, max_attempts=5, idempotency_key=p.key,
+                                 payload=p.payload, outcome="", created_at=created, finished_at=None))
+            if len(rows) >= 20_000:
+                conn.execute(insert(Step), rows)
+                rows = []
+        if rows:
+            conn.execute(insert(Step), rows)
+
+
+def redis_sampler(conn: redis.Redis, stop: threading.Event, out: dict[str, float]) -> None:
+    base = conn.info("memory")["used_memory"]
+    out["base"] = base
+    peak = base
+    while not stop.is_set():
+        peak = max(peak, conn.info("memory")["used_memory"])
+        out["peak"] = peak
+        stop.wait(0.2)
+
+
+def run_dispatcher(ctx: runtime.Context, stop: threading.Event, interval: float) -> None:
+    last = 0.0
+    while not stop.is_set():
+        while dispatcher.dispatch_due(ctx) >= ctx.settings.dispatch_batch and not stop.is_set():
+            pass
+        if time.monotonic() - last > 30:
+            dispatcher.reconcile(ctx)
+            last = time.monotonic()
+        stop.wait(interval)
+
+
+def lateness(ctx: runtime.Context, since: datetime, until: datetime | None = None) -> list[float]:
+    with ctx.session() as s:
+        q = (select(Message.sent_at, Step.due_at).join(Step, Step.id == Message.step_id)
+             .where(Message.status == "sent", Step.due_at >= since))
+        if until is not None:
+            q = q.where(Step.due_at <= until)
+        return [max(0.0, (sent - due).total_seconds()) for sent, due in s.execute(q)]
+
+
+def poll_reference(due_times: list[float], tick_s: float = 60.0, per_tick: int = 100) -> tuple[list[float], float]:
+    """Replay due times (seconds) through a poll every ``tick_s`` taking at most ``per_tick`` oldest due steps,
+    executing instantly. Returns per-step lateness and the time the last one ran."""
+    due = sorted(due_times)
+    late: list[float] = []
+    i, t = 0, 0.0
+    while i < len(due):
+        t += tick_s
+        taken = 0
+        while i < len(due) and due[i] <= t and taken < per_tick:
+            late.append(t - due[i])
+            i += 1
+            taken += 1
+    return late, t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--appointments", type=int, default=100_000)
+    ap.add_argument("--window", type=float, default=600.0, help="seconds across which the reminders fall due")
+    ap.add_argument("--due-rate", type=float, default=200.0, help="due steps per second in the window")
+    ap.add_argument("--backlog", type=int, default=20_000, help="steps made due at once for the drain phase")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--interval", type=float, default=0.2, help="dispatcher interval (s)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = ap.parse_args()
+
+    admin_url = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"reagenda_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(admin_url, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+    tmp = Path(tempfile.mkdtemp(prefix="rg-bench-"))
+    server = EmbeddedRedis(tmp / "redis.sock").start()
+    api = ThreadingHTTPServer(("127.0.0.1", 0), FakeEmailAPI)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=server.url, REAGENDA_VAR_DIR=str(tmp / "var"),
+               SECRET_KEY="bench-secret-key-not-for-production", EMAIL_BACKEND="sendgrid",
+               SENDGRID_API_KEY="SG.bench", SENDGRID_HOST=f"http://127.0.0.1:{api.server_address[1]}",
+               LOG_LEVEL="WARNING", DISPATCH_BATCH="500")
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        upgrade(db_url)
+        settings = load(env)
+        ctx = runtime.build(settings)
+        t_seed = time.monotonic()
+        t0 = datetime.now(UTC) + timedelta(seconds=60 + args.appointments / 2000)  # after seeding finishes
+        due_in_window = min(args.appointments, int(args.due_rate * args.window))
+        seed(ctx, args.appointments, t0, args.window, due_in_window)
+        with ctx.session() as s:
+            total_steps = s.scalar(select(func.count()).select_from(Step))
+        print(f"seeded {args.appointments} appointments, {total_steps} steps in {time.monotonic() - t_seed:.0f} s")
+        for _ in range(args.workers):
+            workers.append(subprocess.Popen([sys.executable, "-m", "reagenda.cli", "worker", "--simple"], env=env,
+                                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        stop = threading.Event()
+        mem: dict[str, float] = {}
+        threading.Thread(target=redis_sampler, args=(ctx.redis, stop, mem), daemon=True).start()
+        wait = (t0 - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
+        disp = threading.Thread(target=run_dispatcher, args=(ctx, stop, args.interval), daemon=True)
+        disp.start()
+        window_end = t0 + timedelta(seconds=args.window)
+        while True:
+            time.sleep(2)
+            with ctx.session() as s:
+                open_ = s.scalar(select(func.count()).select_from(Step).where(
+                    Step.due_at <= window_end, Step.state.in_(("pending", "queued", "running"))))
+            if datetime.now(UTC) > window_end and open_ == 0:
+                break
+            if datetime.now(UTC) > window_end + timedelta(seconds=args.window / 2):
+                print(f"giving up: {open_} window steps still open")
+                break
+        late = lateness(ctx, t0, window_end)
+
+        # Phase 2: a backlog due at once (the 2 h reminders of the first B appointments, pulled forward).
+        stop_disp = stop
+        t_drain = datetime.now(UTC)
+        with ctx.session() as s:
+            ids = list(s.scalars(select(Step.id).where(Step.kind == "reminder_2h", Step.state == "pending")
+                                 .order_by(Step.id).limit(args.backlog)))
+            s.execute(update(Step).where(Step.id.in_(ids)).values(due_at=t_drain))
+        m0 = time.monotonic()
+        while True:
+            time.sleep(0.5)
+            with ctx.session() as s:
+                open_ = s.scalar(select(func.count()).select_from(Step).where(
+                    Step.id.in_(ids), Step.state.in_(("pending", "queued", "running"))))
+            if open_ == 0 or time.monotonic() - m0 > 1800:
+                break
+        drain_s = time.monotonic() - m0
+        stop_disp.set()
+        disp.join(10)
+        with ctx.session() as s:
+            done = s.scalar(select(func.count()).select_from(Step).where(Step.id.in_(ids), Step.state == "done"))
+            failed = s.scalar(select(func.count()).select_from(Step).where(Step.state == "failed"))
+            db_size = s.scalar(text("SELECT pg_database_size(current_database())"))
+            dup = s.scalar(select(func.count()).select_from(Message)) - s.scalar(
+                select(func.count(func.distinct(Message.idempotency_key))))
+        redis_peak_mb = (mem.get("peak", 0) - mem.get("base", 0)) / 2**20
+        rate = due_in_window / args.window
+        ref_late, ref_end = poll_reference([args.window * i / due_in_window for i in range(due_in_window)])
+        result = {
+            "appointments": args.appointments, "steps": total_steps, "workers": args.workers,
+            "window_s": args.window, "due_rate_per_s": round(rate, 1), "window_steps_sent": len(late),
+            "p50_lateness_s": round(pct(late, 50), 3), "p99_lateness_s": round(pct(late, 99), 3),
+            "max_lateness_s": round(max(late, default=0.0), 3),
+            "window_steps_per_s": round(len(late) / args.window, 1),
+            "drain_steps": done, "drain_s": round(drain_s, 1), "drain_steps_per_s": round(done / drain_s, 1),
+            "redis_peak_mb": round(redis_peak_mb, 2), "db_size_mb": round(db_size / 2**20, 1),
+            "failed_steps": failed, "duplicate_messages": dup, "emails_received": FakeEmailAPI.count,
+            "poll60_p50_lateness_s": round(pct(ref_late, 50), 1), "poll60_p99_lateness_s": round(pct(ref_late, 99), 1),
+            "poll60_max_lateness_s": round(max(ref_late, default=0.0), 1),
+            "poll60_steps_per_s": round(len(ref_late) / ref_end, 2) if ref_end else 0.0,
+        }
+        print(f"window: {len(late)} steps due at {rate:.0f}/s; lateness p50 {result['p50_lateness_s']} s, "
+              f"p99 {result['p99_lateness_s']} s, max {result['max_lateness_s']} s")
+        print(f"drain: {done} steps in {drain_s:.1f} s = {result['drain_steps_per_s']} steps/s "
+              f"({args.workers} workers)")
+        print(f"redis peak {redis_peak_mb:.2f} MB above baseline; database {db_size / 2**20:.0f} MB; "
+              f"failed {failed}; duplicate messages {dup}")
+        print(f"reference 60 s poll x 100/tick on the same due times: p50 {result['poll60_p50_lateness_s']} s, "
+              f"p99 {result['poll60_p99_lateness_s']} s, max {result['poll60_max_lateness_s']} s, "
+              f"{result['poll60_steps_per_s']} steps/s")
+        print(json.dumps(result))
+        ctx.close()
+        return 0
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(15)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        api.shutdown()
+        server.stop()
+        if not args.keep:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+if __name__ == "__main__":
+    random.seed(1)
+    sys.exit(main())
