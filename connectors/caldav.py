@@ -31,7 +31,7 @@ from lxml import etree
 
 from connectors.base import (AuthExpired, BusyInterval, CalendarInfo, Changes, ConnectorError, CursorInvalid,
                              EventDraft, EventOccurrence, ProviderUnavailable, RateLimited, Watch)
-from connectors.ical import expand, to_utc, zone
+from connectors.ical import clearly_outside, expand, to_utc, zone
 from connectors.quirks import ServerQuirks, quirks_for
 from connectors.registry import register
 
@@ -283,6 +283,9 @@ class CalDAVConnector:
                 if status != 200:
                     out.skipped.append(f"{_path(url)}{name}: server answered {status}")
                     out.skipped_uids.append(name)
+                    continue
+                if clearly_outside(data, start, end):
+                    out.complete_uids.append(name)  # e.g. last year's event: nothing of it inside the window
                     continue
                 got = expand(data, window_start=start, window_end=end, default_tz=self.default_tz, etag=etag,
                              source=f"{_path(url)}{name}")

@@ -13,6 +13,7 @@ bad input.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Iterable
@@ -71,6 +72,29 @@ def to_utc(value: date | datetime, default_tz: tzinfo) -> datetime:
 def recurrence_key(value: date | datetime, default_tz: tzinfo) -> str:
     """The stable id of one occurrence of a series: its original start in UTC, ISO 8601."""
     return to_utc(value, default_tz).isoformat()
+
+
+_DTSTART = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:(\d{8})", re.MULTILINE)
+_DTEND = re.compile(r"^DTEND(?:;[^:\r\n]*)?:(\d{8})", re.MULTILINE)
+_MARGIN = timedelta(days=2)  # wider than any zone offset, so a date compare without zones is safe
+
+
+def clearly_outside(data: str | bytes, window_start: datetime, window_end: datetime) -> bool:
+    """True when ``data`` is one non-recurring event whose dates lie well outside the window, judged from the
+    text alone. Most of a long-used calendar is its past; this lets a sync skip parsing it. Anything unusual
+    (recurrence, several events, folded or missing dates) answers False and gets the full parse."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if "RRULE" in text or "RDATE" in text or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
+        return False
+    start, end = _DTSTART.findall(text), _DTEND.findall(text)
+    if len(start) != 1 or len(end) != 1:
+        return False
+    try:
+        first = datetime.strptime(start[0], "%Y%m%d").date()
+        last = datetime.strptime(end[0], "%Y%m%d").date()
+    except ValueError:
+        return False
+    return last + _MARGIN < window_start.date() or first - _MARGIN > window_end.date()
 
 
 def expand(data: str | bytes, *, window_start: datetime, window_end: datetime, default_tz: str | None = None,

@@ -6,6 +6,7 @@
     reagenda dispatcher   moves due steps from the database onto RQ
     reagenda db upgrade   apply database migrations
     reagenda status       queue depth, due-but-not-dispatched steps, oldest lag
+    reagenda sync         sync the calendars that are due (--all, --calendar ID, --every SECONDS, --json)
     reagenda reply explain FILE.eml [--json]   how a raw client email would be matched, stripped and classified
     reagenda simulate --days 14   dry run: what each client would receive and when (store unchanged)
     reagenda ghost start CLIENT_EMAIL [--owner EMAIL]   start the ghosting ultimatum for a silent client
@@ -146,6 +147,37 @@ def cmd_dispatcher(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- sync
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Sync calendars now: the due ones, every watched one (--all) or the given ids; --every N keeps going."""
+    from workflows import sync
+
+    ctx = _build_or_fail(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            if args.calendar:
+                results = [sync.sync_calendar(ctx, cid, force=True) for cid in args.calendar]
+            else:
+                results = sync.sync_due(ctx, force=args.all)
+            for r in results:
+                if args.json:
+                    print(json.dumps({"calendar": r.calendar_id, "status": r.status, "full": r.full,
+                                      "events": [e.kind for e in r.events], "skipped": len(r.skipped),
+                                      "error": r.error}), flush=True)
+                else:
+                    print(f"calendar {r.calendar_id}: {r}", flush=True)
+            if not args.every or stop.wait(args.every):
+                break
+    finally:
+        ctx.close()
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- status
 
 
@@ -267,6 +299,12 @@ def parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database tasks")
     db.add_argument("action", choices=["upgrade"])
     db.set_defaults(func=cmd_db)
+    sy = sub.add_parser("sync", help="sync calendars now (the due ones by default)")
+    sy.add_argument("--all", action="store_true", help="every watched calendar, due or not")
+    sy.add_argument("--calendar", type=int, action="append", help="this calendar id (repeatable)")
+    sy.add_argument("--every", type=float, default=0, help="keep syncing the due ones every N seconds")
+    sy.add_argument("--json", action="store_true", help="one JSON line per calendar")
+    sy.set_defaults(func=cmd_sync)
     st = sub.add_parser("status", help="queue depth and lag")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)

@@ -105,3 +105,17 @@ def test_garbage_is_described_not_raised() -> None:
 def test_events_outside_the_window_are_left_out_but_the_uid_counts_as_described() -> None:
     got = expand(cal("UID:later\r\nDTSTART:20260601T100000Z"), window_start=W0, window_end=W1)
     assert got.occurrences == [] and got.uids == {"later"}
+
+
+def test_clearly_outside_skips_only_plain_events_far_from_the_window() -> None:
+    from connectors.ical import clearly_outside
+
+    past = cal("UID:p\r\nDTSTART:20250102T100000Z\r\nDTEND:20250102T110000Z")
+    near = cal("UID:n\r\nDTSTART;TZID=Pacific/Honolulu:20260228T230000\r\nDTEND;TZID=Pacific/Honolulu:20260228T235900")
+    series = cal("UID:s\r\nDTSTART:20250102T100000Z\r\nDTEND:20250102T110000Z\r\nRRULE:FREQ=WEEKLY")
+    later = cal("UID:l\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102")
+    no_end = cal("UID:d\r\nDTSTART:20250102T100000Z\r\nDURATION:PT1H")
+    assert clearly_outside(past, W0, W1) and clearly_outside(later.encode(), W0, W1)
+    assert not clearly_outside(near, W0, W1) and not clearly_outside(series, W0, W1)
+    assert not clearly_outside(no_end, W0, W1)
+    assert expand(near, window_start=W0, window_end=W1).occurrences  # the margin kept it: it is inside

@@ -39,7 +39,7 @@ from connectors.base import (AuthExpired, CalendarConnector, Changes, ConnectorE
                              EventOccurrence, RateLimited)
 from reagenda.runtime import Context
 from store.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
-from store.models import Appointment, Calendar, CalendarConnection, Owner
+from store.models import Appointment, Calendar, CalendarConnection, Client, Owner
 from workflows.lifecycle import client_for, record_cancel, record_move, record_new
 from workflows.steps import replan_appointment
 
@@ -242,25 +242,28 @@ def _run(ctx: Context, calendar_id: int, connector: CalendarConnector, cursor: s
     return result
 
 
-def sync_due(ctx: Context, *, limit: int | None = None) -> list[SyncResult]:
-    """Sync every watched calendar that is due (the periodic job). One calendar's fault never stops the others."""
+def sync_due(ctx: Context, *, limit: int | None = None, force: bool = False) -> list[SyncResult]:
+    """Sync every watched calendar that is due (the periodic job); ``force``: every watched calendar, due or
+    not. One calendar's fault never stops the others."""
     results = []
-    for calendar_id in due_calendar_ids(ctx, limit=limit):
+    for calendar_id in due_calendar_ids(ctx, limit=limit, include_not_due=force):
         try:
-            results.append(sync_calendar(ctx, calendar_id))
+            results.append(sync_calendar(ctx, calendar_id, force=force))
         except Exception:  # noqa: BLE001 - e.g. the database went away mid-sync: log, carry on with the next
             log.exception("calendar %s: sync crashed", calendar_id)
             results.append(SyncResult(calendar_id, "backoff", error="crashed; see the log"))
     return results
 
 
-def due_calendar_ids(ctx: Context, *, limit: int | None = None) -> list[int]:
+def due_calendar_ids(ctx: Context, *, limit: int | None = None, include_not_due: bool = False) -> list[int]:
+    """Watched calendars of healthy connections whose next sync has come, the longest-waiting first."""
     now = ctx.clock.now()
     with ctx.session() as session:
         query = (select(Calendar.id).join(CalendarConnection, CalendarConnection.id == Calendar.connection_id)
-                 .where(Calendar.watched.is_(True), CalendarConnection.status != "needs_reconnect",
-                        (Calendar.next_sync_at.is_(None)) | (Calendar.next_sync_at <= now))
+                 .where(Calendar.watched.is_(True), CalendarConnection.status != "needs_reconnect")
                  .order_by(Calendar.next_sync_at.is_not(None), Calendar.next_sync_at, Calendar.id))
+        if not include_not_due:
+            query = query.where((Calendar.next_sync_at.is_(None)) | (Calendar.next_sync_at <= now))
         if limit:
             query = query.limit(limit)
         return list(session.scalars(query))
@@ -317,32 +320,54 @@ def apply_changes(session: Session, cal: Calendar, owner: Owner, changes: Change
     if changes.full:
         known = session.scalars(select(Appointment.external_uid).where(Appointment.calendar_id == cal.id).distinct())
         uids = sorted(set(uids) | set(known))
+    deleted = set(changes.deleted_uids)
+    clients = _Clients(session, owner, now) if by_uid else None
     for i in range(0, len(uids), APPLY_BATCH):
         chunk = uids[i:i + APPLY_BATCH]
         local = _local(session, cal.id, chunk)
-        for uid in chunk:
-            if uid in protected:
-                continue
-            mine = local.get(uid, {})
-            seen: set[str] = set()
-            for occ in by_uid.get(uid, ()):
-                seen.add(occ.recurrence_id)
-                event = _apply_one(session, cal, owner, occ, mine.get(occ.recurrence_id), owner_emails, prefixes, now)
-                if event:
-                    events.append(event)
-            if uid in changes.deleted_uids or uid in complete or changes.full:
-                for rid, appt in sorted(mine.items()):
-                    if rid in seen or not _in_scope(appt, window, now):
-                        continue
-                    event = _gone(session, cal, appt, now)
+        # Queries inside the lifecycle functions need not flush what this loop changed; each chunk flushes once.
+        with session.no_autoflush:
+            for uid in chunk:
+                if uid in protected:
+                    continue
+                mine = local.get(uid, {})
+                seen: set[str] = set()
+                for occ in by_uid.get(uid, ()):
+                    seen.add(occ.recurrence_id)
+                    assert clients is not None
+                    event = _apply_one(session, cal, owner, occ, mine.get(occ.recurrence_id), owner_emails, prefixes,
+                                       now, clients)
                     if event:
                         events.append(event)
+                if uid in deleted or uid in complete or changes.full:
+                    for rid, appt in sorted(mine.items()):
+                        if rid in seen or not _in_scope(appt, window, now):
+                            continue
+                        event = _gone(session, cal, appt, now)
+                        if event:
+                            events.append(event)
         session.flush()
     return events
 
 
+class _Clients:
+    """The owner's clients by email, loaded once per sync instead of one query per new appointment."""
+
+    def __init__(self, session: Session, owner: Owner, now: datetime) -> None:
+        self.session, self.owner, self.now = session, owner, now
+        self.by_email = {c.email: c for c in session.scalars(select(Client).where(Client.owner_id == owner.id))}
+
+    def get(self, email: str, name: str) -> Client:
+        client = self.by_email.get(email)
+        if client is None:
+            client = client_for(self.session, self.owner, email, name=name, now=self.now)
+            self.by_email[email] = client
+        return client
+
+
 def _apply_one(session: Session, cal: Calendar, owner: Owner, occ: EventOccurrence, appt: Appointment | None,
-               owner_emails: set[str], prefixes: tuple[str, ...], now: datetime) -> DomainEvent | None:
+               owner_emails: set[str], prefixes: tuple[str, ...], now: datetime,
+               clients: "_Clients") -> DomainEvent | None:
     email = client_email_for(occ, owner_emails, prefixes)
     if not email:
         if appt is not None:  # the client was removed from the event: it is busy time now, not an appointment
@@ -353,7 +378,7 @@ def _apply_one(session: Session, cal: Calendar, owner: Owner, occ: EventOccurren
         if state != "active" or occ.ends_at <= now:
             return None  # never create a cancelled appointment, nor one that is already over
         name = next((a.name for a in occ.attendees if a.email.lower() == email), "")
-        client = client_for(session, owner, email, name=name, now=now)
+        client = clients.get(email, name)
         appt = record_new(session, owner=owner, client=client, external_uid=occ.uid, starts_at=occ.starts_at,
                           ends_at=occ.ends_at, now=now, title=occ.title, location=occ.location,
                           meeting_link=occ.meeting_link, calendar_id=cal.id, recurrence_id=occ.recurrence_id)

@@ -1,0 +1,152 @@
+"""CalDAV specifics beyond the contract: discovery, request economy, error mapping, quirks and the registry."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+from connectors import registry
+from connectors.base import AuthExpired, ProviderUnavailable, RateLimited
+from connectors.caldav import CalDAVConnector, _responses, _parse
+from connectors.quirks import quirks_for
+from tests.sync_support import ics
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+W = dict(window_start=T0 - timedelta(days=1), window_end=T0 + timedelta(days=90))
+
+
+def _connector(radicale, url: str | None = None, **extra) -> CalDAVConnector:  # type: ignore[no-untyped-def]
+    return CalDAVConnector.from_credentials({"url": url or radicale.url, "username": radicale.username,
+                                             "password": radicale.password, **extra})
+
+
+def _count_requests(monkeypatch, connector: CalDAVConnector) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Record (method, url) of every HTTP request the connector's session makes (a spy on the HTTP library)."""
+    session = connector._davclient().session
+    seen: list[tuple[str, str]] = []
+    real = session.request
+
+    def spy(method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((method, url))
+        return real(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(session, "request", spy)
+    return seen
+
+
+def test_discovery_from_the_base_url_and_from_a_wrong_path(radicale):
+    cal_url = radicale.make_calendar(f"disc-{uuid.uuid4().hex[:8]}", display_name="Consulta")
+    found = _connector(radicale).list_calendars()
+    assert cal_url in {c.external_id for c in found}
+    assert "Consulta" in {c.name for c in found}
+    # A Nextcloud-style URL on a server that is not Nextcloud: discovery falls back to /.well-known/caldav.
+    conn = _connector(radicale, url=radicale.url + "remote.php/dav/")
+    assert cal_url in {c.external_id for c in conn.list_calendars()}
+    assert conn.credentials["dav_url"]  # remembered, so the next discovery starts there
+
+
+def test_wrong_password_on_discovery_is_auth_expired_without_the_password(radicale):
+    with pytest.raises(AuthExpired) as err:
+        CalDAVConnector({"url": radicale.url, "username": radicale.username, "password": "wrong-pass"}).list_calendars()
+    assert "wrong-pass" not in str(err.value) and "app password" in str(err.value)
+
+
+def test_changed_objects_come_in_one_multiget_never_one_get_each(radicale, monkeypatch):
+    cal_url = radicale.make_calendar(f"mg-{uuid.uuid4().hex[:8]}")
+    for i in range(12):
+        radicale.put(cal_url, f"e{i}.ics", ics(f"e{i}", T0 + timedelta(days=i), T0 + timedelta(days=i, hours=1)))
+    conn = _connector(radicale)
+    seen = _count_requests(monkeypatch, conn)
+    full = conn.changes(cal_url, None, **W)
+    assert len({o.uid for o in full.upserted}) == 12
+    assert [m for m, _ in seen] == ["REPORT", "REPORT"]  # sync-collection, then one calendar-multiget
+    seen.clear()
+    quiet = conn.changes(cal_url, full.cursor, **W)
+    assert quiet.upserted == [] and [m for m, _ in seen] == ["REPORT"]  # no-change sync: one request
+    for i in range(3):
+        radicale.put(cal_url, f"e{i}.ics", ics(f"e{i}", T0 + timedelta(days=i, hours=2), T0 + timedelta(days=i, hours=3)))
+    seen.clear()
+    assert len(conn.changes(cal_url, quiet.cursor, **W).upserted) == 3
+    assert [m for m, _ in seen] == ["REPORT", "REPORT"] and all("GET" != m for m, _ in seen)
+
+
+def test_etag_fallback_uses_one_propfind_and_logs_once(radicale, monkeypatch, caplog):
+    cal_url = radicale.make_calendar(f"fb-{uuid.uuid4().hex[:8]}")
+    radicale.put(cal_url, "a.ics", ics("a", T0, T0 + timedelta(hours=1)))
+    conn = _connector(radicale, quirks={"sync_collection": False})
+    seen = _count_requests(monkeypatch, conn)
+    first = conn.changes(cal_url, None, **W)
+    assert [m for m, _ in seen] == ["PROPFIND", "REPORT"] and first.full
+    seen.clear()
+    assert conn.changes(cal_url, first.cursor, **W).upserted == [] and [m for m, _ in seen] == ["PROPFIND"]
+
+
+class _Answer(BaseHTTPRequestHandler):
+    status = 503
+    headers_out: dict[str, str] = {"Retry-After": "120"}
+
+    def _reply(self) -> None:
+        self.send_response(self.status)
+        for k, v in self.headers_out.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_REPORT = do_PROPFIND = do_GET = do_PUT = do_DELETE = _reply
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+@pytest.fixture
+def answering() -> Iterator[type[_Answer]]:
+    handler = type("Handler", (_Answer,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/cal/"  # type: ignore[attr-defined]
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status, headers, error", [
+    (503, {"Retry-After": "120"}, RateLimited), (429, {"Retry-After": "7"}, RateLimited),
+    (500, {}, ProviderUnavailable), (502, {}, ProviderUnavailable), (401, {}, AuthExpired),
+])
+def test_server_faults_map_to_the_protocol_errors(answering, status, headers, error):
+    answering.status, answering.headers_out = status, headers
+    conn = CalDAVConnector({"url": answering.url, "username": "ana", "password": "pw"})
+    with pytest.raises(error) as err:
+        conn.changes(answering.url, None, **W)
+    if error is RateLimited:
+        assert err.value.retry_after_s == float(headers["Retry-After"])
+    assert "pw" not in str(err.value).replace("password", "")
+
+
+def test_404_members_of_a_sync_report_are_deletions_not_events():
+    body = b"""<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">
+      <d:response><d:href>/ana/cal/gone.ics</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>
+      <d:response><d:href>/ana/cal/here.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag></d:prop>
+        <d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+      <d:sync-token>tok-2</d:sync-token></d:multistatus>"""
+    assert [(h, s) for h, s, _ in _responses(_parse(body, "http://x/ana/cal/"))] == [
+        ("/ana/cal/gone.ics", 404), ("/ana/cal/here.ics", 200)]
+
+
+def test_quirks_are_data_guessed_from_the_url_and_overridable():
+    assert quirks_for("https://cloud.example.com/remote.php/dav/").name == "nextcloud"
+    assert quirks_for("https://caldav.icloud.com/").multiget_batch == 500
+    assert quirks_for("https://caldav.fastmail.com/dav/").name == "fastmail"
+    assert quirks_for("https://radicale.example.org/").name == "generic"
+    assert quirks_for("https://x.org/", {"sync_collection": False, "nonsense": 1}).sync_collection is False
+
+
+def test_registry_knows_caldav_and_explains_unknown_keys():
+    assert registry.get("caldav") is CalDAVConnector and "caldav" in registry.enabled()
+    with pytest.raises(KeyError, match="available providers: .*caldav"):
+        registry.get("exchange2003")
