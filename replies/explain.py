@@ -1,4 +1,5 @@
-"""``reagenda reply explain FILE.eml [--json]``: how a raw email would be handled, for an operator.
+"""``reagenda reply explain FILE.eml [--json]``: how a raw email would be handled, for an operator; and
+``reagenda reply poll [--every SECONDS]``, the IMAP poller (``replies.imap``).
 
 Shows the matched owner, client and thread (and how they were matched), the stripped text, whether it is an
 auto-reply (and why), and the intent with its evidence and any proposed new time. Nothing is written: this is
@@ -23,6 +24,9 @@ def add_parser(sub: Any) -> None:
     ex.add_argument("file", help="an RFC 5322 message, e.g. saved with 'Show original' / 'Download message'")
     ex.add_argument("--json", action="store_true", help="one JSON object instead of text")
     ex.set_defaults(func=cmd_explain)
+    poll = rsub.add_parser("poll", help="read new replies from the IMAP mailbox in IMAP_URL")
+    poll.add_argument("--every", type=float, default=0, help="keep polling every N seconds (Ctrl-C stops)")
+    poll.set_defaults(func=cmd_poll)
 
 
 def explain(settings: Settings, raw: bytes) -> dict[str, Any]:
@@ -76,6 +80,35 @@ def _text(result: dict[str, Any]) -> str:
     lines.append("text:")
     lines.extend("    " + ln for ln in (result["text"] or "(empty)").splitlines())
     return "\n".join(lines)
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    """Poll the mailbox once, or every ``--every`` seconds until interrupted."""
+    import time
+
+    from reagenda import runtime
+    from replies.imap import IMAPError, poll_once
+
+    try:
+        ctx = runtime.build(settings, check=True)
+    except runtime.StartupError as exc:
+        print(f"reagenda: {exc}", file=sys.stderr)
+        return 2
+    try:
+        while True:
+            try:
+                result = poll_once(ctx)
+            except IMAPError as exc:
+                print(f"reagenda: {exc}", file=sys.stderr)
+                if not args.every:
+                    return 2
+            else:
+                print(f"fetched {result.fetched}, processed {result.processed}, rejected {result.rejected}")
+            if not args.every:
+                return 0
+            time.sleep(args.every)
+    finally:
+        ctx.close()
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
