@@ -107,7 +107,7 @@ def test_a_reply_after_the_no_show_stops_the_follow_ups_and_reaches_the_owner(st
     stack.clock.advance(timedelta(hours=3))
     with stack.session() as s:
         record_answer(s, s.get(Client, client_id), channel="email", text="Perdón, se me complicó el día",
-                      intent="fine", now=stack.clock.now())
+                      intent="fine_busy", now=stack.clock.now())
     fk.run_until(stack, start + timedelta(days=30), step=timedelta(hours=12))
     assert fk.sent(stack, kind="noshow_policy") == [] and fk.sent(stack, kind="ghost_checkin") == []
     assert len(fk.sent(stack, kind="owner_reply")) == 1
@@ -123,7 +123,7 @@ def test_the_owner_can_start_ghosting_for_any_client_and_an_answer_stops_it(stac
     assert len(fk.sent(stack, kind="ghost_checkin")) == 1
     stack.clock.advance(timedelta(days=2))
     with stack.session() as s:
-        record_answer(s, s.get(Client, client_id), channel="email", text="Todo bien, solo liado", intent="fine",
+        record_answer(s, s.get(Client, client_id), channel="email", text="Todo bien, solo liado", intent="fine_busy",
                       now=stack.clock.now())
     fk.run_until(stack, stack.clock.now() + timedelta(days=15), step=timedelta(hours=12))
     assert fk.sent(stack, kind="ghost_ultimatum") == [] and fk.sent(stack, kind="ghost_close") == []

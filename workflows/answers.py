@@ -22,8 +22,8 @@ from workflows.steps import OPEN_STATES, replan_appointment, replan_client
 log = logging.getLogger(__name__)
 
 # Intents the classifier (channels issue) may pass. Anything else is treated as "other".
-INTENTS = ("confirm", "cancel", "reschedule", "fine", "running_late", "reason", "unsubscribe", "auto_reply",
-           "other")
+INTENTS = ("confirm", "cancel", "reschedule", "fine_busy", "fine", "running_late", "reason", "unsubscribe",
+           "auto_reply", "other")  # replies.intent.INTENTS plus what the one-click links add
 # Intents the engine acts on by itself; the rest go to the owner.
 HANDLED = ("confirm", "cancel", "reason", "unsubscribe")
 
