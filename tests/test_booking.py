@@ -106,8 +106,14 @@ def test_booking_writes_the_event_plans_reminders_and_confirms(stack, radicale, 
     with stack.ctx.sessions() as s:
         sent = list(s.scalars(select(Message).where(Message.kind == "booking_confirmed")))
     assert len(sent) == 1 and sent[0].status == "sent" and sent[0].recipient == "marta@example.com"
-    assert "Appointment booked" in sent[0].subject and "/l/" in sent[0].body_text
+    assert "Appointment booked" in sent[0].subject and "http://reagenda.test/reschedule/" in sent[0].body_text
     assert "3:00" in sent[0].subject  # 10:00 Madrid (UTC+1) shown in Mexico City (UTC-6)
+    from channels.compose import outgoing_for
+
+    with stack.ctx.sessions() as s:  # what the email channel is given: the ICS invitation for the new time
+        attachments = outgoing_for(stack.settings, s, s.get(Message, sent[0].id)).attachments
+    assert len(attachments) == 1 and b"METHOD:REQUEST" in attachments[0].data
+    assert starts.strftime("%Y%m%dT%H%M%SZ").encode() in attachments[0].data
 
 
 def test_reschedule_moves_the_event_and_replans_the_reminders(stack, radicale, owner):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("booking", __name__)
 
 BUSY_TTL = 20  # seconds a page may show free/busy that old; booking re-checks live
+BUSY_STALE_MAX = 60  # while one request refreshes an expired entry, others may serve it up to this age
 DAYS_SHOWN = 7
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ZONES = ("Europe/Madrid", "Atlantic/Canary", "Europe/London", "America/Mexico_City", "America/Bogota",
@@ -132,9 +134,9 @@ def _start_day(owner_tz: str, now: datetime) -> datetime:
 
 
 class CachedCalendars(OwnerCalendars):
-    """Free/busy for the pages, cached in Redis per owner and whole-day window for ``BUSY_TTL`` seconds. The
-    cache key carries the owner's generation number, bumped after every booking and move, so a client never sees
-    their own booking as free."""
+    """Free/busy for the pages, cached in one Redis hash per owner (field: whole-day window) for ``BUSY_TTL``
+    seconds: one round trip per page view. ``forget_busy`` deletes the hash after every booking and move, so a
+    client never sees their own booking as free."""
 
     def __init__(self, session: Session, owner_id: int, factory: ConnectorFactory, ctx: Context) -> None:
         super().__init__(session, owner_id, factory)
@@ -143,27 +145,40 @@ class CachedCalendars(OwnerCalendars):
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         lo = start.replace(hour=0, minute=0, second=0, microsecond=0)
         hi = end.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        key, field = f"rg:busy:{self.owner_id}", f"{lo:%Y%m%d}-{hi:%Y%m%d}"
+        now = time.time()
         try:
-            gen = int(self.ctx.redis.get(f"rg:busy:gen:{self.owner_id}") or 0)
-            key = f"rg:busy:{self.owner_id}:{gen}:{lo:%Y%m%d}:{hi:%Y%m%d}"
-            cached = self.ctx.redis.get(key)
+            cached = self.ctx.redis.hget(key, field)
         except Exception as exc:  # noqa: BLE001 - Redis trouble only costs speed here
             log.warning("free/busy cache unavailable: %s", type(exc).__name__)
             return super().busy(start, end)
-        if cached is not None:
-            rows = json.loads(cached)
-        else:
-            rows = [[a.timestamp(), b.timestamp()] for a, b in super().busy(lo, hi)]
+        entry = json.loads(cached) if cached is not None else None
+        if entry is None or now - entry["t"] > BUSY_TTL and self._refresh_is_mine(key, field, now - entry["t"]):
+            entry = {"t": now, "b": [[a.timestamp(), b.timestamp()] for a, b in super().busy(lo, hi)]}
             try:
-                self.ctx.redis.set(key, json.dumps(rows), ex=BUSY_TTL)
+                pipe = self.ctx.redis.pipeline(transaction=False)
+                pipe.hset(key, field, json.dumps(entry))
+                pipe.expire(key, BUSY_TTL * 3)
+                pipe.execute()
             except Exception as exc:  # noqa: BLE001
                 log.warning("free/busy cache not written: %s", type(exc).__name__)
-        return [(datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc)) for a, b in rows]
+        return [(datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc))
+                for a, b in entry["b"]]
+
+    def _refresh_is_mine(self, key: str, field: str, age: float) -> bool:
+        """One request refreshes an expired entry; the others keep serving it for a few seconds more instead of
+        all reading every calendar at once (the booking itself always reads live)."""
+        if age > BUSY_STALE_MAX:
+            return True
+        try:
+            return bool(self.ctx.redis.set(f"{key}:refresh:{field}", "1", nx=True, ex=10))
+        except Exception:  # noqa: BLE001
+            return True
 
 
 def forget_busy(ctx: Context, owner_id: int) -> None:
     try:
-        ctx.redis.incr(f"rg:busy:gen:{owner_id}")
+        ctx.redis.delete(f"rg:busy:{owner_id}")
     except Exception as exc:  # noqa: BLE001
         log.warning("free/busy cache not invalidated for owner %s: %s", owner_id, type(exc).__name__)
 
@@ -177,14 +192,15 @@ def _slots_view(session: Session, ctx: Context, owner: Owner, shape: SlotShape, 
     calendars = CachedCalendars(session, owner.id, _factory(), ctx)
     slots = offer_slots(session, owner, shape, calendars, now=now, start=start, days=DAYS_SHOWN, exclude=exclude)
     best = preferred_slots(slots, list(history_starts(session, client_id, now)), client_tz) if client_id else []
+    days = days_for_client(slots, client_tz, locale, preferred=best)
+    suggested = [(d.label, s) for d in days for s in d.slots if s.preferred]
     owner_zone = ZoneInfo(owner.timezone)
     local_start = start.astimezone(owner_zone).date()
     next_day = local_start + timedelta(days=DAYS_SHOWN)
     prev_day = local_start - timedelta(days=DAYS_SHOWN)
     return {
-        "days": days_for_client(slots, client_tz, locale, preferred=best),
-        "suggested": [s for d in days_for_client(best, client_tz, locale) for s in d.slots],
-        "suggested_days": {s.starts_at: d.label for d in days_for_client(best, client_tz, locale) for s in d.slots},
+        "days": days,
+        "suggested": suggested,
         "next_from": next_day.isoformat(),
         "prev_from": prev_day.isoformat() if start > now + timedelta(hours=1) else None,
     }
@@ -358,7 +374,7 @@ def reschedule_page(token: str):  # type: ignore[no-untyped-def]
                                start=_start_day(owner.timezone, now),
                                exclude=appt if appt.status == "scheduled" else None, client_id=client.id)
         except CalendarUnavailable as exc:
-            view = {"days": [], "suggested": [], "suggested_days": {}, "next_from": None, "prev_from": None}
+            view = {"days": [], "suggested": [], "next_from": None, "prev_from": None}
             notice, status = _error_text(locale, exc, business), 503
         return render_template(
             "booking/reschedule.html", owner=owner, business=business, appt=appt, client=client, token=token,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -224,6 +225,17 @@ class ShownDay:
     slots: tuple[ShownSlot, ...] = field(default_factory=tuple)
 
 
+@lru_cache(maxsize=4096)
+def _time_label(hour: int, minute: int, locale: str) -> str:
+    """Babel's short time for a wall-clock time; cached, since a page shows the same few dozen times."""
+    return format_time(time(hour, minute), format="short", locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _date_label(day: date, locale: str) -> str:
+    return format_date(day, format="full", locale=locale)
+
+
 def days_for_client(slots: Sequence[datetime], client_tz: str, locale: str,
                     preferred: Iterable[datetime] = ()) -> list[ShownDay]:
     """Group slots by the *client's* local date, labelled in the client's language."""
@@ -233,10 +245,9 @@ def days_for_client(slots: Sequence[datetime], client_tz: str, locale: str,
     for s in slots:
         local = s.astimezone(zone)
         days.setdefault(local.date(), []).append(ShownSlot(
-            starts_at=s, label=format_time(local, format="short", locale=locale),
+            starts_at=s, label=_time_label(local.hour, local.minute, locale),
             iso=s.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), preferred=s in marked))
-    return [ShownDay(day=d, label=format_date(d, format="full", locale=locale), slots=tuple(v))
-            for d, v in sorted(days.items())]
+    return [ShownDay(day=d, label=_date_label(d, locale), slots=tuple(v)) for d, v in sorted(days.items())]
 
 
 def preferred_slots(slots: Sequence[datetime], history: Iterable[datetime], client_tz: str, *,

@@ -77,8 +77,9 @@ class ClientDetails:
     timezone: str | None = None
 
 
-def default_connectors(settings: Any) -> ConnectorFactory:
-    """Build a connection's connector from the registry with its decrypted credentials."""
+def default_connectors(settings: Any, options: dict[str, dict[str, Any]] | None = None) -> ConnectorFactory:
+    """Build a connection's connector through the registry from its decrypted credentials. ``options`` (per
+    provider key) carries deployment and test knobs such as a fake server's endpoint."""
 
     def build(conn: CalendarConnection) -> CalendarConnector:
         from connectors import registry
@@ -89,7 +90,8 @@ def default_connectors(settings: Any) -> ConnectorFactory:
         except CredentialsUnreadable:
             raise AuthExpired(f"the stored credentials for {conn.provider} account {conn.account or conn.id} "
                               "cannot be read; reconnect the calendar") from None
-        return registry.get(conn.provider)(creds, settings=settings)  # type: ignore[no-any-return]
+        extra = (options or {}).get(conn.provider, {})
+        return registry.build(conn.provider, creds, settings=settings, **extra)  # type: ignore[no-any-return]
 
     return build
 
@@ -140,13 +142,16 @@ class OwnerCalendars:
         self.factory = factory
         self.sources: list[_Source] = []
         self._connectors: dict[int, CalendarConnector] = {}
-        conns = session.scalars(select(CalendarConnection).where(CalendarConnection.owner_id == owner_id)
-                                .order_by(CalendarConnection.id))
-        for conn in conns:
-            cals = list(session.scalars(select(Calendar).where(Calendar.connection_id == conn.id)
-                                        .order_by(Calendar.id)))
-            if cals:
-                self.sources.append(_Source(conn, cals))
+        rows = session.execute(select(CalendarConnection, Calendar)
+                               .join(Calendar, Calendar.connection_id == CalendarConnection.id)
+                               .where(CalendarConnection.owner_id == owner_id)
+                               .order_by(CalendarConnection.id, Calendar.id))
+        by_conn: dict[int, _Source] = {}
+        for conn, cal in rows:
+            if conn.id not in by_conn:
+                by_conn[conn.id] = _Source(conn, [])
+                self.sources.append(by_conn[conn.id])
+            by_conn[conn.id].calendars.append(cal)
 
     def connector(self, conn: CalendarConnection) -> CalendarConnector:
         if conn.id not in self._connectors:
