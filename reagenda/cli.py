@@ -314,6 +314,9 @@ def parser() -> argparse.ArgumentParser:
     from workflows.commands import add_parsers as add_workflow_parsers  # issue 4: simulate, ghost start
 
     add_workflow_parsers(sub)
+    from workflows.booking_commands import add_parsers as add_booking_parsers  # issue 7: booking setup/show
+
+    add_booking_parsers(sub)
     return p
 
 
