@@ -9,19 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from workflows.planner import _parse_hhmm, in_quiet_hours
+from workflows.planner import end_of_quiet, in_quiet_hours
 from workflows.policy import Policy
-
-
-def end_of_quiet(now: datetime, tz: str, policy: Policy) -> datetime:
-    """The next moment quiet hours end in ``tz`` (plus a minute), as UTC."""
-    zone = ZoneInfo(tz)
-    local = now.astimezone(zone)
-    end = _parse_hhmm(policy.quiet_end)
-    candidate = datetime.combine(local.date(), end, tzinfo=zone)
-    if candidate <= local:
-        candidate = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
-    return (candidate + timedelta(minutes=1)).astimezone(now.tzinfo)
 
 
 def day_bounds(now: datetime, tz: str) -> tuple[datetime, datetime]:

@@ -78,7 +78,8 @@ def plan_reminders(appt: AppointmentFacts, policy: Policy) -> list[PlannedStep]:
     if passed:
         hours = passed[0]
         kind = f"reminder_{hours}h"
-        steps.append(PlannedStep(kind, appt.start_seen_at, step_key(appt.id, kind, appt.starts_at),
+        due = morning_if_quiet(appt.start_seen_at, appt.client_timezone, policy, before=appt.starts_at)
+        steps.append(PlannedStep(kind, due, step_key(appt.id, kind, appt.starts_at),
                                  {"hours": hours, "starts_at": appt.starts_at.isoformat(), "immediate": True,
                                   "covers": passed}))
     for hours in offsets:
@@ -87,6 +88,7 @@ def plan_reminders(appt: AppointmentFacts, policy: Policy) -> list[PlannedStep]:
         kind = f"reminder_{hours}h"
         due = appt.starts_at - timedelta(hours=hours)
         due = earlier_if_quiet(due, appt.client_timezone, policy, not_before=appt.start_seen_at)
+        due = morning_if_quiet(due, appt.client_timezone, policy, before=appt.starts_at)
         steps.append(PlannedStep(kind, due, step_key(appt.id, kind, appt.starts_at),
                                  {"hours": hours, "starts_at": appt.starts_at.isoformat()}))
     return steps
@@ -232,6 +234,30 @@ def in_quiet_hours(instant: datetime, tz: str, policy: Policy) -> bool:
     if start < end:
         return start <= local < end
     return local >= start or local < end
+
+
+MORNING_MARGIN = timedelta(minutes=30)
+
+
+def end_of_quiet(now: datetime, tz: str, policy: Policy) -> datetime:
+    """The next moment quiet hours end in ``tz`` (plus a minute), in ``now``'s zone."""
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone)
+    end = _parse_hhmm(policy.quiet_end)
+    candidate = datetime.combine(local.date(), end, tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
+    return (candidate + timedelta(minutes=1)).astimezone(now.tzinfo)
+
+
+def morning_if_quiet(due: datetime, tz: str, policy: Policy, *, before: datetime) -> datetime:
+    """A reminder that could not move earlier and still falls at night (booked late in the evening, say) waits for
+    the morning, when the morning is at least ``MORNING_MARGIN`` before the appointment; otherwise it goes at night:
+    a late reminder beats none."""
+    if not in_quiet_hours(due, tz, policy):
+        return due
+    morning = end_of_quiet(due, tz, policy)
+    return morning if morning + MORNING_MARGIN <= before else due
 
 
 def earlier_if_quiet(due: datetime, tz: str, policy: Policy, *, not_before: datetime) -> datetime:
