@@ -6,6 +6,7 @@
     reagenda dispatcher   moves due steps from the database onto RQ
     reagenda db upgrade   apply database migrations
     reagenda status       queue depth, due-but-not-dispatched steps, oldest lag
+    reagenda demo         a sample calendar (embedded Radicale), a demo owner, the flows in the outbox; then run
     reagenda sync         sync the calendars that are due (--all, --calendar ID, --every SECONDS, --json)
     reagenda reply explain FILE.eml [--json]   how a raw client email would be matched, stripped and classified
     reagenda simulate --days 14   dry run: what each client would receive and when (store unchanged)
@@ -199,6 +200,24 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue 6: a local CalDAV calendar with sample appointments, connected and synced; then everything runs."""
+    from web import demo
+
+    upgrade_database(settings)
+    print(demo.prepare_demo(settings, build=_build_or_fail), flush=True)
+    if args.no_run:
+        demo.stop_radicale(settings.var_dir)
+        return 0
+    try:
+        return cmd_run(args, settings)
+    finally:
+        demo.stop_radicale(settings.var_dir)
+
+
 # ---------------------------------------------------------------------------------------------------- run
 
 
@@ -305,6 +324,10 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--every", type=float, default=0, help="keep syncing the due ones every N seconds")
     sy.add_argument("--json", action="store_true", help="one JSON line per calendar")
     sy.set_defaults(func=cmd_sync)
+    dm = sub.add_parser("demo", help="try it: a sample CalDAV calendar, connected and synced, then run")
+    dm.add_argument("--port", type=int)
+    dm.add_argument("--no-run", action="store_true", help="prepare the demo and exit")
+    dm.set_defaults(func=cmd_demo)
     st = sub.add_parser("status", help="queue depth and lag")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)

@@ -6,6 +6,9 @@ only drives them from forms. Also the demo button (``web.demo``).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 from typing import Any
 
@@ -14,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from store.models import Calendar, CalendarConnection
-from web import oauth
+from web import csrf, oauth
 from web.auth import db, login_required, now, owned
 from web.context import get_context
 
@@ -222,34 +225,65 @@ def oauth_start(provider: str):  # type: ignore[no-untyped-def]
     return redirect(url)
 
 
-@bp.get("/<provider>/callback")
-@login_required
+OAUTH_POST_TTL_S = 600
+
+
+@bp.route("/<provider>/callback", methods=["GET", "POST"])
 def oauth_callback(provider: str):  # type: ignore[no-untyped-def]
-    pending = session.pop("oauth", None)
+    """Google comes back with a GET; Microsoft with a form POST (``response_mode=form_post``), which a SameSite=Lax
+    session cookie does not accompany. That POST only parks its fields in Redis under a digest of the state and
+    redirects to this URL with a GET, where the session is present and the state is compared with the one this
+    browser started; so a flow can only be finished by the browser (and the owner) that began it."""
     if provider not in ("google", "microsoft"):
         abort(404)
-    if not pending or pending.get("provider") != provider or not request.args.get("state") \
-            or request.args.get("state") != pending.get("state"):
+    r = get_context().redis
+    if request.method == "POST":
+        state = request.form.get("state", "")
+        if not state:
+            abort(400)
+        r.set(_parked(state), json.dumps(request.form.to_dict()), ex=OAUTH_POST_TTL_S)
+        return redirect(url_for("connect.oauth_callback", provider=provider, state=state, parked=1), code=303)
+    if g.owner is None:
+        return redirect(url_for("auth.login"))
+    args = request.args.to_dict()
+    if args.get("parked"):
+        pipe = r.pipeline()  # GET + DEL in one transaction (GETDEL needs Redis 6.2; the embedded one is older)
+        pipe.get(_parked(args.get("state", "")))
+        pipe.delete(_parked(args.get("state", "")))
+        raw = pipe.execute()[0]
+        args = json.loads(raw) if raw else {}
+    pending = session.pop("oauth", None)
+    if not pending or pending.get("provider") != provider or not args.get("state") \
+            or not hmac.compare_digest(str(args.get("state")), str(pending.get("state"))):
         flash(_("The sign-in with the calendar provider could not be verified (the request expired or did not "
                 "start here). Try connecting again."), "error")
         return redirect(url_for("connect.index"))
-    if request.args.get("error"):
+    if args.get("error"):
         flash(_("The provider did not grant access (%(why)s). Nothing was connected.",
-                why=request.args.get("error", "")[:100]), "error")
+                why=str(args.get("error", ""))[:100]), "error")
         return redirect(url_for("connect.index"))
     redirect_uri = get_context().settings.base_url + url_for("connect.oauth_callback", provider=provider)
+    key = "google" if provider == "google" else "outlook"
     try:
-        account, creds = oauth.finish(provider, pending, request.args.to_dict(), redirect_uri)
-        key = "google" if provider == "google" else "outlook"
+        account, creds = oauth.finish(provider, pending, args, redirect_uri)
         found = connector_for(key, creds).list_calendars()
     except Exception as exc:  # noqa: BLE001
         log.warning("oauth callback for %s failed: %s", provider, type(exc).__name__)
         flash(_("Could not finish connecting: %(why)s. Try again.", why=_describe(exc)), "error")
         return redirect(url_for("connect.index"))
+    if not account:
+        account = next((c.external_id for c in found if getattr(c, "primary", False)), "") or provider
     conn = save_connection(key, account, creds, found)
     flash(_("Calendar connected. Choose which calendars Reagenda watches."), "ok")
     _try_sync(conn)
     return redirect(url_for("connect.index") + f"#conn-{conn.id}")
+
+
+def _parked(state: str) -> str:
+    return "rg:oauth-post:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+csrf.exempt(oauth_callback)  # Microsoft's form_post; the OAuth state (checked above) is this view's CSRF check
 
 
 # ------------------------------------------------------------------------------------------ demo

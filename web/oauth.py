@@ -6,7 +6,7 @@ for tokens. The state comparison happens in ``web.connect.oauth_callback`` befor
 
 Scopes are the narrowest that let Reagenda read events and free/busy and write the events it books:
 Google ``calendar.calendarlist.readonly``, ``calendar.events``, ``calendar.freebusy`` (+ ``openid email`` to name the
-account); Microsoft ``Calendars.ReadWrite`` + ``User.Read`` (msal adds ``offline_access openid profile``).
+account); Microsoft: the scopes of ``connectors.outlook`` (msal adds ``offline_access openid profile``).
 Endpoints can be pointed at local fakes through app config (``GOOGLE_AUTH_URI``, ``GOOGLE_TOKEN_URI``,
 ``MICROSOFT_AUTHORITY``), which is how the tests drive the real client libraries.
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+import os
+from datetime import timezone
 from typing import Any
 
 from flask import current_app
@@ -28,7 +29,6 @@ GOOGLE_SCOPES = [
     "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/calendar.freebusy",
 ]
-MICROSOFT_SCOPES = ["Calendars.ReadWrite", "User.Read"]
 
 
 def google_configured() -> bool:
@@ -56,16 +56,15 @@ def _google_flow(redirect_uri: str, *, state: str | None = None, verifier: str |
 
 
 def _msal_app():  # type: ignore[no-untyped-def]
-    import msal
+    """The msal app from ``connectors.outlook`` (one place builds it; a fake authority skips instance discovery)."""
+    from connectors import outlook
 
     s = get_context().settings
     authority = current_app.config.get("MICROSOFT_AUTHORITY",
                                        f"https://login.microsoftonline.com/{s.microsoft_tenant}")
-    kwargs: dict[str, Any] = {}
-    if "MICROSOFT_AUTHORITY" in current_app.config:  # a local fake: no instance discovery on the internet
-        kwargs.update(instance_discovery=False, validate_authority=False)
-    return msal.ConfidentialClientApplication(s.microsoft_client_id, client_credential=s.microsoft_client_secret,
-                                              authority=authority, **kwargs)
+    session = current_app.config.get("REAGENDA_CONNECTOR_OPTIONS", {}).get("outlook", {}).get("session")
+    return outlook.make_app(s.microsoft_client_id, s.microsoft_client_secret, authority=authority,
+                            http_client=session)
 
 
 def start(provider: str, redirect_uri: str) -> tuple[str, dict[str, Any]]:
@@ -73,7 +72,9 @@ def start(provider: str, redirect_uri: str) -> tuple[str, dict[str, Any]]:
         flow = _google_flow(redirect_uri)
         url, state = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="false")
         return url, {"state": state, "verifier": flow.code_verifier}
-    flow = _msal_app().initiate_auth_code_flow(MICROSOFT_SCOPES, redirect_uri=redirect_uri)
+    from connectors import outlook
+
+    flow = outlook.start_authorization(_msal_app(), redirect_uri)  # PKCE + nonce; answers by form_post
     return flow["auth_uri"], {"state": flow["state"], "flow": flow}
 
 
@@ -81,23 +82,27 @@ def finish(provider: str, pending: dict[str, Any], args: dict[str, str], redirec
            ) -> tuple[str, dict[str, Any]]:
     """(account name, credentials to store encrypted)."""
     if provider == "google":
+        # Google may grant fewer scopes than asked (granular consent): accept the answer, then check it ourselves.
+        os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
         flow = _google_flow(redirect_uri, state=pending["state"], verifier=pending["verifier"])
-        flow.fetch_token(code=args.get("code", ""))
+        flow.fetch_token(code=args.get("code", ""), include_client_id=True)  # client id + secret in the body
         c = flow.credentials
+        granted = set(flow.oauth2session.token.get("scope") or GOOGLE_SCOPES)
+        if isinstance(flow.oauth2session.token.get("scope"), str):
+            granted = set(flow.oauth2session.token["scope"].split())
+        if not any(g.endswith(("/calendar.events", "/calendar")) for g in granted):
+            raise ValueError("Google did not grant access to calendar events; connect again and leave the "
+                             "calendar permission ticked")
         s = get_context().settings
         creds = {"token": c.token, "refresh_token": c.refresh_token, "token_uri": c.token_uri,
                  "client_id": s.google_client_id, "client_secret": s.google_client_secret,
                  "scopes": list(c.scopes or GOOGLE_SCOPES),
                  "expiry": c.expiry.replace(tzinfo=timezone.utc).isoformat() if c.expiry else None}
         return _email_from_id_token(getattr(c, "id_token", None)), creds
-    result = _msal_app().acquire_token_by_auth_code_flow(pending["flow"], args)
-    if "error" in result:
-        raise ValueError(result.get("error_description") or result["error"])
-    claims = result.get("id_token_claims") or {}
-    expires = datetime.now(timezone.utc).timestamp() + int(result.get("expires_in", 3600))
-    creds = {"access_token": result.get("access_token"), "refresh_token": result.get("refresh_token"),
-             "expires_at": expires, "scopes": MICROSOFT_SCOPES}
-    return str(claims.get("preferred_username") or claims.get("email") or ""), creds
+    from connectors import outlook
+
+    creds = outlook.finish_authorization(_msal_app(), pending["flow"], args)
+    return str(creds.get("account", "")), creds
 
 
 def _email_from_id_token(token: str | None) -> str:

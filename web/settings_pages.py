@@ -13,17 +13,19 @@ import logging
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy.orm.attributes import flag_modified
 
 from web.auth import COMMON_ZONES, db, login_required, valid_timezone
+from web.context import get_context
 from workflows.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -220,7 +222,7 @@ def _save_channels(prefs: dict[str, Any]) -> dict[str, str]:
 
 
 def message_kinds() -> list[str]:
-    kinds = {p.stem for p in CHANNEL_TEMPLATES.glob("*/*.txt")}
+    kinds = {p.stem for p in CHANNEL_TEMPLATES.glob("*/*.txt") if not p.stem.startswith("_")}
     return sorted(kinds)
 
 
@@ -230,38 +232,33 @@ def default_text(kind: str, lang: str) -> str:
 
 
 def sample_context(owner: Any, lang: str, kind: str) -> dict[str, Any]:
-    """A believable appointment two days ahead, in the owner's zone, for the preview."""
-    from channels.render import format_when
+    """The real message context (``workflows.outbound.message_context``) for a believable, unsaved appointment
+    two days ahead at 10:00 in the owner's zone, plus a sample of every per-kind value the templates use."""
+    from store.models import Appointment, Client
+    from workflows.outbound import message_context
 
-    starts = (datetime.now(timezone.utc) + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
-    base = owner_base_url()
-    ctx: dict[str, Any] = {
-        "business": owner.business_name or owner.name or owner.email,
-        "client_name": "Marta" if lang == "es" else "Martha",
-        "title": "Sesión" if lang == "es" else "Session",
-        "when": format_when(starts, owner.timezone, lang),
-        "time_only": format_when(starts, owner.timezone, lang).rsplit(", ", 1)[-1],
-        "meeting_link": "https://meet.example.com/abc-defg-hij",
-        "location": "",
-        "hours": 48 if "reminder" in kind else 2,
-        "policy_sentence": (_("Cancel or move at least 48 hours before and nothing is charged.")),
-        "offer": owner.policy.get("offer_text", "") if owner.policy else "",
-        "wait_until": "10:15",
-        "closing_date": format_when(starts + timedelta(days=14), owner.timezone, lang),
-    }
-    for action in ("confirm", "cancel", "reschedule", "reason", "late", "unsubscribe", "invoice"):
-        ctx[f"{action}_url"] = f"{base}/l/sample-{action}"
+    zone = ZoneInfo(owner.timezone)
+    local = (datetime.now(timezone.utc) + timedelta(days=2)).astimezone(zone)
+    starts = local.replace(hour=10, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    client = Client(id=0, owner_id=owner.id, email="marta@example.com", phone="+34 600 000 000",
+                    name="Marta" if lang == "es" else "Martha", preferred_channel="email")
+    appt = Appointment(id=0, owner_id=owner.id, client_id=0, title="Sesión" if lang == "es" else "Session",
+                       starts_at=starts, ends_at=starts + timedelta(hours=1), location="",
+                       meeting_link="https://meet.example.com/abc-defg-hij")
+    policy = Policy.from_dict(owner.policy)
+    ctx = message_context(get_context().settings, owner, client, appt, lang, owner.timezone, policy)
+    ctx.update(hours=48 if "reminder" in kind else 2, reason="price", intent="reschedule", what="booked",
+               invoice_number="2026-0001", invoice_cents=4000, outstanding_cents=4000, charge_kind="fee",
+               charge_cents=policy.fee_cents or 4000, closing=starts + timedelta(days=14),
+               wait_until=starts + timedelta(minutes=policy.no_show_wait_minutes),
+               reply_text="Llego 10 minutos tarde" if lang == "es" else "Running 10 minutes late",
+               reply_channel="email", provider="Google")
     return ctx
 
 
-def owner_base_url() -> str:
-    from web.context import get_context
-
-    return get_context().settings.base_url
-
-
-_sandbox = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                                trim_blocks=True, lstrip_blocks=True)
+# The same options as channels/render.py, in Jinja's sandbox, with the shipped templates loadable for includes.
+_sandbox = SandboxedEnvironment(loader=FileSystemLoader(str(CHANNEL_TEMPLATES)), undefined=StrictUndefined,
+                                autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
 def render_preview(source: str, context: dict[str, Any]) -> tuple[str, str, str]:

@@ -180,6 +180,10 @@ def test_spanish_ui(page, live):  # type: ignore[no-untyped-def]
     expect(_card(page, "Marta Ruiz").locator("[data-state]")).to_have_text("Llegó")
     expect(page.locator("html")).to_have_attribute("lang", "es")
     shoot(page, "17-dashboard-es")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, the buttons still reachable
+    expect(_card(page, "Sofía León")).to_be_visible()
+    shoot(page, "18-dashboard-phone")
+    page.set_viewport_size({"width": 1100, "height": 900})
 
 
 def test_no_csp_violations(page):  # type: ignore[no-untyped-def]
