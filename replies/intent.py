@@ -66,6 +66,8 @@ _RESCHEDULE = _rx(
     r"\b(another|different|other|later|earlier) (day|time|date|slot|week)\b",
     r"\b(could|can) we (do|meet|make it|have it)( it)? (on|at|next|tomorrow|instead|later|earlier)\b",
     r"\bnew (time|date|slot)\b",
+    r"\b(push|move|bump|put)( it| this| that| the appointment| the session| our session| my session)? (back|forward|later|earlier)\b",
+    r"\b(tienes|tienen|teneis|hay|habria|queda)( algun| otro| un)? (hueco|disponibilidad|sitio)\b",
     r"\binstead\?",
 )
 # ---- running late
@@ -77,6 +79,8 @@ _LATE = _rx(
     r"\b(de camino|en camino|voy para alla|estoy en el (atasco|trafico|metro|bus)|hay (un )?(atasco|trafico))\b",
     r"\b(running|be|being|i'?m|am) (a (bit|little|few minutes) |\d+ ?(min|mins|minutes) |slightly |very )?late\b",
     r"\b(on my way|stuck in traffic|traffic is|held up|few minutes behind|minutes away|be there in \d+)\b",
+    r"\brunning (about |around |maybe |like )?(\d+ ?(min|mins|minutes) )?(behind|late)\b",
+    r"\b\d+ ?(min|mins|minutes) (behind|late)\b",
 )
 # ---- confirm: the client will come. Strong phrases act; weak ones ("ok", "vale", "perfecto") only when alone.
 _CONFIRM_STRONG = _rx(

@@ -5,8 +5,8 @@ an ``InboundEvent`` keyed by the email's Message-ID (so a webhook delivered twic
 known client, the answer through ``workflows.answers.record_answer``, which stops the client's sequences and acts on
 clear intents. The owner always gets the reply's text (``workflows.handoff.hand_to_owner``). Only clear intents
 are passed on as such; anything unsure is "other" and left to the owner. Unknown senders are never dropped: with an
-owner to give them to they become a client of that owner (intent forced to "other"), otherwise the mail is kept as
-an ``unmatched`` event.
+owner to give them to they become a client of that owner (intent forced to "other"), otherwise (or when it is an
+automatic message from nobody we know) the mail is kept as an ``InboundEvent`` for the owner.
 
 Mail that cannot be read honestly (broken MIME, an unknown or wrong charset, no sender) raises ``InboundRejected``
 before anything is stored; the web layer answers 4xx.
@@ -181,20 +181,21 @@ def process_raw(session: Session, settings: Settings, raw: bytes, *, source: str
         return Outcome("duplicate", seen.id, seen.reply_id, a)
     detail = {"intent": a.intent.as_dict(), "match": a.match.how, "auto_reason": a.auto.reason}
     client, owner = a.match.client, a.match.owner
-    if client is None and owner is not None and a.sender:
+    if client is None and owner is not None and a.sender and not a.auto.is_auto:
         from workflows.lifecycle import client_for
 
         client = client_for(session, owner, a.sender, now=now)
         log.info("inbound mail from an unknown sender became client %s of owner %s (left to the owner)",
                  client.id, owner.id)
     if client is None:
-        event = InboundEvent(source=source, dedup_key=a.dedup_key, owner_id=None, client_id=None, reply_id=None,
-                             status="unmatched", sender=a.sender, subject=a.subject[:1000], detail=a.text[:20000],
+        event = InboundEvent(source=source, dedup_key=a.dedup_key, owner_id=owner.id if owner else None,
+                             client_id=None, reply_id=None, status="auto_reply" if a.auto.is_auto else "unmatched", sender=a.sender, subject=a.subject[:1000], detail=a.text[:20000],
                              received_at=now)
         session.add(event)
         session.flush()
-        log.warning("inbound mail from %s matched no owner; kept as unmatched event %s", a.sender, event.id)
-        return Outcome("unmatched", event.id, None, a)
+        log.warning("inbound mail from %s matched no client%s; kept as event %s (%s)", a.sender,
+                    "" if owner else " and no owner", event.id, event.status)
+        return Outcome(event.status, event.id, None, a)
 
     from workflows.answers import record_answer
 
