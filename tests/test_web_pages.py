@@ -100,3 +100,28 @@ def test_attendance_buttons_and_waiver_then_csv_and_invoice(web_client, stack): 
     page = web_client.get("/invoices/2026-0001").get_data(as_text=True)
     assert "Invoice 2026-0001" in page and "€15.00" in page and "Estudio Lumen" in page
     assert web_client.get("/invoices/2026-9999").status_code == 404
+
+
+def test_client_history_flags_a_repeat_no_show_and_the_reconnect_banner(web_client, stack):  # type: ignore[no-untyped-def]
+    from store.models import CalendarConnection
+    from workflows.noshow import mark_no_show
+
+    sign_up(web_client, "ana@example.com")
+    owner = _owner(stack)
+    now = stack.clock.now()
+    with stack.session() as s:
+        me = s.get(Owner, owner.id)
+        for days in (1, 2):
+            appt = make_appointment(s, me, now, now + timedelta(days=days), uid=f"evt-{days}")
+            mark_no_show(s, appt, now + timedelta(days=days, minutes=20))
+        client_id = appt.client_id
+        s.add(CalendarConnection(owner_id=owner.id, provider="google", account="ana@gmail.example",
+                                 status="needs_reconnect", status_detail="Google revoked the access",
+                                 created_at=now))
+    page = web_client.get("/clients").get_data(as_text=True)
+    assert "Flagged" in page and "0 %" in page  # two no-shows: reliability 0
+    page = web_client.get(f"/clients/{client_id}").get_data(as_text=True)
+    assert "consider a stricter policy" in page
+    for path in ("/", "/clients", "/settings"):
+        body = web_client.get(path).get_data(as_text=True)
+        assert 'role="alert"' in body and "Google revoked the access" in body, path

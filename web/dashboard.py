@@ -223,7 +223,7 @@ def clients():  # type: ignore[no-untyped-def]
     from web.history import histories
 
     rows = list(db().scalars(select(Client).where(Client.owner_id == g.owner_id).order_by(Client.name, Client.email)))
-    return render_template("dashboard/clients.html", clients=rows, histories=histories(db(), g.owner_id, rows))
+    return render_template("dashboard/clients.html", clients=rows, histories=histories(db(), g.owner_id, rows, now()))
 
 
 @bp.get("/clients/<int:client_id>")
@@ -241,7 +241,7 @@ def client(client_id: int):  # type: ignore[no-untyped-def]
     replies = list(db().scalars(select(Reply).where(Reply.owner_id == g.owner_id, Reply.client_id == c.id)
                                 .order_by(Reply.received_at.desc()).limit(50)))
     return render_template("dashboard/client.html", client=c, rows=_rows(appts, now()), labels=STATE_LABELS,
-                           history=histories(db(), g.owner_id, [c])[c.id], entries=entries, replies=replies,
+                           history=histories(db(), g.owner_id, [c], now())[c.id], entries=entries, replies=replies,
                            ledger_labels=LEDGER_LABELS)
 
 

@@ -1,92 +1,46 @@
-"""Per-client history for the clients pages: counts and money, read straight from the tables.
-
-When the workflows package provides a reliability verdict (``workflows.history``, issue 4), its flags are shown
-as well; the counts here are only what the page displays.
+"""Per-client history for the clients pages, as ``workflows.history`` computes it (issue 4): the counts, the
+reliability score and the flags (repeat offender, suddenly unreliable). This module only adapts it for templates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Appointment, Client, LedgerEntry, Reply
+from store.models import Client, Owner
+from workflows import history as wf
+from workflows.policy import Policy
 
 
 @dataclass
 class History:
-    appointments: int = 0
-    confirmed: int = 0
-    cancelled: int = 0
-    late_cancelled: int = 0
-    no_shows: int = 0
-    arrived: int = 0
-    moved: int = 0
-    replies: int = 0
-    owed_cents: int = 0
-    waived_cents: int = 0
-    paid_cents: int = 0
-    reasons: list[str] = field(default_factory=list)
+    h: wf.ClientHistory
+    reliability: int | None
     flags: list[str] = field(default_factory=list)
 
+    appointments = property(lambda self: self.h.appointments)
+    confirmed = property(lambda self: self.h.confirmations)
+    cancelled = property(lambda self: self.h.cancellations)
+    late_cancelled = property(lambda self: self.h.late_cancellations)
+    no_shows = property(lambda self: self.h.no_shows)
+    moved = property(lambda self: self.h.reschedules)
+    owed_cents = property(lambda self: self.h.fees_owed_cents)
+    waived_cents = property(lambda self: self.h.fees_waived_cents)
+    paid_cents = property(lambda self: self.h.fees_paid_cents)
+    median_response_s = property(lambda self: self.h.median_response_s)
+
     @property
-    def reliability(self) -> int | None:
-        """Percent of decided appointments that were kept (arrived, or cancelled in time)."""
-        decided = self.arrived + self.no_shows + self.late_cancelled + (self.cancelled - self.late_cancelled)
-        if decided == 0:
-            return None
-        kept = self.arrived + (self.cancelled - self.late_cancelled)
-        return round(100 * kept / decided)
+    def reasons(self) -> list[str]:
+        return [f"{reason} ×{n}" if n > 1 else reason for reason, n in self.h.reasons.most_common()]
 
 
-def histories(session: Session, owner_id: int, clients: Iterable[Client]) -> dict[int, History]:
-    ids = [c.id for c in clients]
-    out = {i: History() for i in ids}
-    if not ids:
-        return out
-    for a in session.scalars(select(Appointment).where(Appointment.owner_id == owner_id,
-                                                       Appointment.client_id.in_(ids))):
-        h = out[a.client_id]
-        h.appointments += 1
-        h.confirmed += a.confirmation == "confirmed"
-        h.cancelled += a.status == "cancelled"
-        h.late_cancelled += bool(a.status == "cancelled" and getattr(a, "late_cancel", False))
-        h.no_shows += a.attendance == "no_show"
-        h.arrived += a.attendance == "arrived"
-        h.moved += bool(getattr(a, "move_count", 0))
-    for e in session.scalars(select(LedgerEntry).where(LedgerEntry.owner_id == owner_id,
-                                                       LedgerEntry.client_id.in_(ids))):
-        h = out[e.client_id]
-        if e.kind in ("fee", "deposit_kept"):
-            h.owed_cents += e.amount_cents
-        elif e.kind == "waiver":
-            h.waived_cents += e.amount_cents
-        elif e.kind == "payment":
-            h.paid_cents += e.amount_cents
-    for r in session.scalars(select(Reply).where(Reply.owner_id == owner_id, Reply.client_id.in_(ids),
-                                                 Reply.auto_reply.is_(False))):
-        h = out[r.client_id]  # type: ignore[index]
-        h.replies += 1
-        if r.intent == "reason" and r.text:
-            h.reasons.append(r.text[:80])
-    _add_flags(session, owner_id, out)
+def histories(session: Session, owner_id: int, clients: Iterable[Client], now: datetime) -> dict[int, History]:
+    owner = session.get(Owner, owner_id)
+    policy = Policy.from_dict(owner.policy if owner else {})
+    out = {}
+    for c in clients:
+        h = wf.load_history(session, c.id, now)
+        out[c.id] = History(h, wf.reliability_score(h), wf.flags(h, policy))
     return out
-
-
-def _add_flags(session: Session, owner_id: int, out: dict[int, History]) -> None:
-    """Repeat offender / suddenly unreliable, from the workflows package when it is there."""
-    try:
-        from workflows import history as wf_history  # issue 4
-    except ImportError:
-        wf_history = None
-    flagger = getattr(wf_history, "flags_for_client", None) if wf_history else None
-    for client_id, h in out.items():
-        if flagger is not None:
-            try:
-                h.flags = list(flagger(session, client_id))
-                continue
-            except TypeError:
-                pass
-        if h.no_shows + h.late_cancelled >= 2:
-            h.flags.append("repeat")
