@@ -32,3 +32,20 @@ def test_demo_button_connects_a_sample_calendar_and_the_worker_sends(web_client,
     finally:
         demo.stop_radicale(stack.settings.var_dir)
     assert not (stack.settings.var_dir / "demo-radicale" / "pid").exists()
+
+
+def test_reagenda_demo_no_run_prepares_everything_on_embedded_defaults(tmp_path):  # type: ignore[no-untyped-def]
+    """The README's first command, as a new user runs it: nothing configured, SQLite and the embedded Redis."""
+    import subprocess
+
+    from tests.procs import REAGENDA, clean_env
+
+    var = tmp_path / "var"
+    env = clean_env(REAGENDA_VAR_DIR=str(var))
+    done = subprocess.run(REAGENDA + ["demo", "--no-run"], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Reagenda demo is ready." in done.stdout and "demo@reagenda.local" in done.stdout
+    assert len(list((var / "outbox").glob("*.eml"))) >= 1, done.stdout
+    assert not (var / "demo-radicale" / "pid").exists(), "--no-run stops the calendar server it started"
+    assert not (var / "redis.sock").exists(), "and the embedded Redis"

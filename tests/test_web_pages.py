@@ -125,3 +125,26 @@ def test_client_history_flags_a_repeat_no_show_and_the_reconnect_banner(web_clie
     for path in ("/", "/clients", "/settings"):
         body = web_client.get(path).get_data(as_text=True)
         assert 'role="alert"' in body and "Google revoked the access" in body, path
+
+
+def test_insights_charts_are_server_side_svg_from_the_data(web_client, stack):  # type: ignore[no-untyped-def]
+    from store.models import Reply
+
+    sign_up(web_client, "ana@example.com")
+    owner = _owner(stack)
+    now = stack.clock.now()
+    with stack.session() as s:
+        me = s.get(Owner, owner.id)
+        kept = make_appointment(s, me, now, now - timedelta(days=1), uid="kept")
+        kept.attendance = "arrived"
+        gone = make_appointment(s, me, now, now - timedelta(hours=2), uid="gone")
+        gone.status, gone.late_cancel = "cancelled", True
+        s.add(Reply(owner_id=owner.id, client_id=gone.client_id, appointment_id=gone.id, channel="link",
+                    text="reason: price; contact: whatsapp", intent="reason", received_at=now))
+        s.add(LedgerEntry(owner_id=owner.id, client_id=gone.client_id, appointment_id=gone.id, kind="fee",
+                          amount_cents=2500, created_at=now))
+    body = web_client.get("/insights").get_data(as_text=True)
+    assert body.count("<svg") == 4 and "<script" not in body
+    assert "Price: 1" in body  # the chart's description, read by screen readers
+    assert "Late-cancellation rate: " in body and "Mar 26 50%" in body  # 1 of the 2 appointments in March 2026
+    assert "Charged: " in body and "Mar 26 25" in body
