@@ -92,3 +92,13 @@ def test_session_cookie_flags(web_client):  # type: ignore[no-untyped-def]
     r = sign_up(web_client, "ana@example.com")
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and cookie.startswith("reagenda_session=")
+
+
+def test_reset_emails_are_limited_per_address(web_client, stack):  # type: ignore[no-untyped-def]
+    sign_up(web_client, "ana@example.com")
+    post_form(web_client, "/", "/logout")
+    for _ in range(5):
+        r = post_form(web_client, "/reset", email="ana@example.com")
+        assert "we sent it a link" in r.get_data(as_text=True)  # the same answer every time
+    with stack.session() as s:
+        assert len(list(s.scalars(select(Message).where(Message.kind == "password_reset")))) == 3

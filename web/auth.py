@@ -39,6 +39,7 @@ MAX_FAILS_PER_ACCOUNT = 5  # per IP + email, per window
 MAX_FAILS_PER_IP = 50
 WINDOW_S = 15 * 60
 RESET_MAX_AGE_S = 3600
+MAX_RESETS_PER_HOUR = 3
 
 
 # ------------------------------------------------------------------------------------------ request scope
@@ -265,10 +266,25 @@ def reset_request():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         email = _norm_email(request.form.get("email", ""))
         owner = db().scalar(select(Owner).where(Owner.email == email))
-        if owner is not None:
+        if owner is not None and not _reset_flood(email):
             _send_reset_email(owner)
         sent = True  # same answer either way: the page does not reveal who has an account
     return render_template("auth/reset_request.html", sent=sent)
+
+
+def _reset_flood(email: str) -> bool:
+    """At most ``MAX_RESETS_PER_HOUR`` reset emails per address, so the form cannot be used to flood an inbox."""
+    key = "rg:reset:" + hashlib.sha256(email.encode()).hexdigest()[:16]
+    try:
+        r = get_context().redis
+        pipe = r.pipeline()
+        pipe.set(key, 0, ex=3600, nx=True)
+        pipe.incr(key)
+        count = pipe.execute()[1]
+    except Exception as exc:  # noqa: BLE001
+        log.warning("reset rate limit unavailable: %s", type(exc).__name__)
+        return False
+    return int(count) > MAX_RESETS_PER_HOUR
 
 
 def _send_reset_email(owner: Owner) -> None:
