@@ -149,12 +149,17 @@ def _expand_calendar(cal: icalendar.Calendar, start: datetime, end: datetime, tz
                 groups.setdefault(uid, []).append(event)
     timezones = cal.walk("VTIMEZONE")
     for uid, events in groups.items():
-        sub = cal if len(groups) == 1 and not bad else _calendar_of(timezones, events)
         try:
-            occurrences = [
-                _occurrence(uid, component, tz, etag, is_series=_is_series(events))
-                for component in recurring_ical_events.of(sub).between(start, end)
-            ]
+            if len(events) == 1 and not _is_series(events):
+                # A plain event is its own only occurrence: no expansion library needed to see if it overlaps.
+                single = _occurrence(uid, events[0], tz, etag, is_series=False)
+                occurrences = [single] if _overlaps(single, start, end) else []
+            else:
+                sub = cal if len(groups) == 1 and not bad else _calendar_of(timezones, events)
+                occurrences = [
+                    _occurrence(uid, component, tz, etag, is_series=True)
+                    for component in recurring_ical_events.of(sub).between(start, end)
+                ]
         except Exception as exc:  # noqa: BLE001 - a series the library cannot expand is skipped, not fatal
             out.skipped.append(f"{source} UID {uid}: cannot expand ({_short(exc)})")
             log.warning("skipped event %s UID %s: cannot expand (%s)", source, uid, _short(exc))
@@ -184,6 +189,14 @@ def _problem(event: icalendar.Event) -> str:
         if tzid and isinstance(value, datetime) and value.tzinfo is None:
             return f"unknown TZID {tzid!r} in {name}"
     return ""
+
+
+def _overlaps(occ: EventOccurrence, start: datetime, end: datetime) -> bool:
+    """The same rule as recurring-ical-events: starts before the window ends, ends after it starts (an instant
+    event counts when it falls inside)."""
+    if occ.ends_at == occ.starts_at:
+        return start <= occ.starts_at < end
+    return occ.starts_at < end and occ.ends_at > start
 
 
 def _is_series(events: list[icalendar.Event]) -> bool:

@@ -205,3 +205,19 @@ def test_etag_fallback_when_the_server_has_no_sync_collection(stack, radicale, c
     radicale.delete(cal_url, "a.ics")
     assert [e.kind for e in sync_calendar(stack.ctx, cal_id, force=True).events] == ["cancelled"]
     assert sync_calendar(stack.ctx, cal_id, force=True).events == []
+
+
+def test_periodic_job_enqueues_each_due_calendar_once_and_a_worker_syncs_it(stack, radicale):
+    from workflows.sync import enqueue_due
+
+    now = stack.clock.now()
+    cal_url, cal_id = _setup(stack, radicale)
+    radicale.put(cal_url, "a.ics", ics("a", now + timedelta(days=3), now + timedelta(days=3, hours=1),
+                                       attendees=(CLIENT,)))
+    assert enqueue_due(stack.ctx) == 1
+    assert enqueue_due(stack.ctx) == 0, "already queued: not queued twice"
+    stack.work()
+    assert appointments(stack, cal_id)[("a.ics", "")][0] == "scheduled"
+    assert enqueue_due(stack.ctx) == 0, "synced: not due for another few minutes"
+    stack.clock.advance(timedelta(minutes=6))
+    assert enqueue_due(stack.ctx) == 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -71,6 +72,8 @@ class SyncResult:
     events: list[DomainEvent] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     error: str = ""
+    fetch_s: float = 0.0  # time spent asking the provider (and parsing what it sent)
+    store_s: float = 0.0  # time spent applying the changes to the store (appointments, their plans)
 
     def count(self, kind: str) -> int:
         return sum(1 for e in self.events if e.kind == kind)
@@ -140,12 +143,21 @@ def connector_for(ctx: Context, connection: CalendarConnection, **options: Any) 
     return registry.build(connection.provider, credentials, settings=ctx.settings, **options)
 
 
-def sync_connection(ctx: Context, connection_id: int, *, force: bool = True, **options: Any) -> list[SyncResult]:
+class SyncReport(list[SyncResult]):
+    """The results of syncing several calendars; ``str()`` is one line an owner can read."""
+
+    def __str__(self) -> str:
+        if not self:
+            return "no watched calendars to sync"
+        return "; ".join(f"calendar {r.calendar_id}: {r}" for r in self)
+
+
+def sync_connection(ctx: Context, connection_id: int, *, force: bool = True, **options: Any) -> SyncReport:
     """Sync every watched calendar of one connection now (the "sync now" button, a push notification)."""
     with ctx.session() as session:
         ids = list(session.scalars(select(Calendar.id).where(Calendar.connection_id == connection_id,
                                                              Calendar.watched.is_(True)).order_by(Calendar.id)))
-    return [sync_calendar(ctx, calendar_id, force=force, options=options) for calendar_id in ids]
+    return SyncReport(sync_calendar(ctx, calendar_id, force=force, options=options) for calendar_id in ids)
 
 
 def sync_calendar(ctx: Context, calendar_id: int, *, connector: CalendarConnector | None = None,
@@ -189,6 +201,7 @@ def _run(ctx: Context, calendar_id: int, connector: CalendarConnector, cursor: s
     if cursor is not None and (horizon_end is None or end - horizon_end >= HORIZON_SLACK):
         log.info("calendar %s: horizon moved past the last full sync; doing a full sync", calendar_id)
         cursor = None
+    t0 = time.perf_counter()
     try:
         try:
             changes = connector.changes(external_id, cursor, window_start=start, window_end=end)
@@ -217,7 +230,8 @@ def _run(ctx: Context, calendar_id: int, connector: CalendarConnector, cursor: s
                 exc_info=not isinstance(exc, ConnectorError))
         return SyncResult(calendar_id, "backoff", error=_describe(exc))
 
-    result = SyncResult(calendar_id, "ok", full=changes.full, skipped=list(changes.skipped))
+    t1 = time.perf_counter()
+    result = SyncResult(calendar_id, "ok", full=changes.full, skipped=list(changes.skipped), fetch_s=t1 - t0)
     with ctx.session() as session:
         cal = session.get(Calendar, calendar_id)
         conn = session.get(CalendarConnection, cal.connection_id)  # type: ignore[union-attr]
@@ -235,6 +249,8 @@ def _run(ctx: Context, calendar_id: int, connector: CalendarConnector, cursor: s
         fresh = connector.credentials
         if fresh and fresh != _credentials_or_none(ctx, conn):
             conn.credentials = encrypt_credentials(ctx.settings.secret_key, fresh)
+    result.store_s = time.perf_counter() - t1
+    log.debug("calendar %s: fetched in %.3f s, stored in %.3f s", calendar_id, result.fetch_s, result.store_s)
     for item in changes.skipped:
         log.warning("calendar %s: skipped %s", calendar_id, item)
     for event in result.events:
