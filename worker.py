@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
+import redis
 from rq import SimpleWorker, Worker
 
 from reagenda import runtime
 from reagenda.settings import Settings, load
 
 log = logging.getLogger("reagenda.worker")
+_RECONNECT_S = 1.0
 
 
 def run(settings: Settings, *, burst: bool = False, simple: bool = False) -> None:
@@ -21,10 +24,18 @@ def run(settings: Settings, *, burst: bool = False, simple: bool = False) -> Non
     ctx = runtime.build(settings)
     runtime.install(ctx)
     cls = SimpleWorker if simple else Worker
-    worker = cls([ctx.queue()], connection=ctx.redis)
-    log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
     try:
-        worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+        while True:
+            worker = cls([ctx.queue()], connection=ctx.redis)
+            log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
+            try:
+                worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                # Redis went away while a job was being finished (RQ only retries while idle). The step itself is
+                # in the database; the reconciler re-dispatches it if needed. Start a fresh worker, don't exit.
+                log.warning("lost Redis while finishing a job (%s); reconnecting in %.0fs", exc, _RECONNECT_S)
+                time.sleep(_RECONNECT_S)
     finally:
         runtime.install(None)
         ctx.close()

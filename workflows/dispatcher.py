@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import redis
 from rq import Queue
@@ -77,7 +77,7 @@ def reconcile(ctx: Context, stale_after: timedelta | None = None) -> int:
         stale = list(session.scalars(select(Step).where(Step.state.in_(("queued", "running")),
                                                         Step.claimed_at <= cutoff).limit(1000)))
         for step in stale:
-            if _job_alive(ctx, step.id):
+            if _job_alive(ctx, step.id, stale_after):
                 continue
             step.state, step.claimed_at = "pending", None
             step.outcome = "recovered by the reconciler (job lost: Redis flushed or worker died)"
@@ -87,13 +87,22 @@ def reconcile(ctx: Context, stale_after: timedelta | None = None) -> int:
     return recovered
 
 
-def _job_alive(ctx: Context, step_id: int) -> bool:
+def _job_alive(ctx: Context, step_id: int, stale_after: timedelta) -> bool:
     try:
         job = Job.fetch(job_id(step_id), connection=ctx.redis)
     except Exception:  # noqa: BLE001 - NoSuchJobError, or a job whose data was flushed
         return False
     status = job.get_status(refresh=False)
-    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+    if status == JobStatus.STARTED:
+        # A worker killed with SIGKILL leaves its job STARTED until RQ's own registry cleanup, minutes later;
+        # a started job whose worker has not sent a heartbeat for ``stale_after`` (wall clock) is abandoned.
+        beat = job.last_heartbeat or job.started_at
+        if beat is None:
+            return False
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=timezone.utc)
+        return datetime.now(timezone.utc) - beat < stale_after
+    return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
 @dataclass
@@ -118,8 +127,10 @@ def backlog(ctx: Context, now: datetime | None = None) -> Backlog:
 
 
 def run_forever(ctx: Context, stop: threading.Event) -> None:
-    """The dispatcher process: dispatch every ``dispatch_interval_s``, reconcile once a minute."""
+    """The dispatcher process: dispatch every ``dispatch_interval_s``; reconcile once a minute, or twice per
+    ``reconcile_after_s`` when that is shorter, so a lost step waits at most about 1.5 times that threshold."""
     interval = ctx.settings.dispatch_interval_s
+    reconcile_every = min(60.0, ctx.settings.reconcile_after_s / 2)
     last_reconcile = 0.0
     import time
 
@@ -128,7 +139,7 @@ def run_forever(ctx: Context, stop: threading.Event) -> None:
         try:
             while dispatch_due(ctx) >= ctx.settings.dispatch_batch and not stop.is_set():
                 pass  # a full batch means more are due: keep draining before sleeping
-            if time.monotonic() - last_reconcile > 60:
+            if time.monotonic() - last_reconcile > reconcile_every:
                 reconcile(ctx)
                 last_reconcile = time.monotonic()
         except Exception:  # noqa: BLE001 - a database blip must not kill the dispatcher

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
-from channels.base import ChannelNotConfigured, PermanentChannelError
+from channels.base import ChannelNotConfigured, PermanentChannelError, TransientChannelError
 from reagenda.runtime import Context
 from store.models import Message, Step
 from workflows import outbound
@@ -20,6 +22,14 @@ from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
 
 log = logging.getLogger(__name__)
+
+
+# A provider outage (5xx, 429, timeouts) is retried at least every TRANSIENT_MAX_DELAY, without counting against
+# max_attempts, until TRANSIENT_GIVE_UP after the first delivery attempt: an hour-long outage delays, never loses.
+TRANSIENT_MAX_DELAY = timedelta(minutes=10)
+TRANSIENT_GIVE_UP = timedelta(days=2)
+# How long a worker keeps trying to record "sent" after the provider accepted a message (a database restart).
+RECORD_SENT_RETRY_S = 60.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -42,6 +52,11 @@ def execute(ctx: Context, step_id: int) -> str:
         return _run(ctx, step_id)
     except (PermanentChannelError, ChannelNotConfigured) as exc:
         return _finish(ctx, step_id, "failed", f"{type(exc).__name__}: {exc}", message_status="failed")
+    except TransientChannelError as exc:
+        # The provider is down or throttling: retry for as long as an outage can last; the handler re-decides on
+        # each attempt, so a message whose moment has passed is skipped (with the reason), never sent late.
+        log.warning("step %s: provider unavailable, will retry: %s", step_id, exc)
+        return _retry_or_fail(ctx, step_id, f"{type(exc).__name__}: {exc}", transient=True)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
         log.warning("step %s failed: %s", step_id, exc, exc_info=not _is_channel_error(exc))
         return _retry_or_fail(ctx, step_id, f"{type(exc).__name__}: {exc}")
@@ -89,28 +104,51 @@ def _run(ctx: Context, step_id: int) -> str:
     with ctx.session() as session:
         msg = session.get(Message, message_id)
         assert msg is not None
-        provider_id = outbound.deliver(ctx, msg)
-        msg.status, msg.provider_id, msg.sent_at, msg.error = "sent", provider_id, ctx.clock.now(), ""
-        step = session.get(Step, step_id)
-        assert step is not None
-        step.state, step.finished_at, step.outcome = "done", ctx.clock.now(), f"sent message {message_id}"
+    provider_id = outbound.deliver(ctx, msg)  # outside any transaction: a slow provider holds no connection
+    _record_sent(ctx, step_id, message_id, provider_id)
     return "sent"
 
 
-def _retry_or_fail(ctx: Context, step_id: int, error: str) -> str:
+def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) -> None:
+    """The provider has accepted the message: record that, retrying through a database restart for up to
+    ``RECORD_SENT_RETRY_S``, because giving up here would make the next attempt send the message again."""
+    deadline = time.monotonic() + RECORD_SENT_RETRY_S
+    pause = 0.2
+    while True:
+        try:
+            with ctx.session() as session:
+                msg = session.get(Message, message_id)
+                step = session.get(Step, step_id)
+                assert msg is not None and step is not None
+                msg.status, msg.provider_id, msg.sent_at, msg.error = "sent", provider_id, ctx.clock.now(), ""
+                step.state, step.finished_at, step.outcome = "done", ctx.clock.now(), f"sent message {message_id}"
+            return
+        except DBAPIError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("step %s: message %s was sent but recording it failed (%s); retrying in %.1fs",
+                        step_id, message_id, type(exc.orig).__name__, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def _retry_or_fail(ctx: Context, step_id: int, error: str, *, transient: bool = False) -> str:
     now = ctx.clock.now()
     with ctx.session() as session:
         step = session.get(Step, step_id)
         if step is None:
             return "gone"
-        if step.attempts >= step.max_attempts:
+        first_try = session.scalar(select(Message.created_at).where(Message.idempotency_key == step.idempotency_key))
+        outage = transient and now - (first_try or now) < TRANSIENT_GIVE_UP
+        if step.attempts >= step.max_attempts and not outage:
             step.state, step.finished_at = "failed", now
             step.outcome = f"failed after {step.attempts} attempts: {error}"
             _mark_message(session, step, "failed", error)
             log.error("step %s (%s) failed for good after %d attempts: %s", step_id, step.kind, step.attempts, error)
             return "failed"
         step.state, step.claimed_at = "pending", None
-        step.due_at = now + backoff(step.attempts)
+        delay = backoff(step.attempts)
+        step.due_at = now + (min(delay, TRANSIENT_MAX_DELAY) if transient else delay)
         step.outcome = f"attempt {step.attempts} failed, retrying at {step.due_at:%Y-%m-%d %H:%M:%S}Z: {error}"
         _mark_message(session, step, "pending", error)
         return "retry"
