@@ -55,11 +55,12 @@ def record_answer(session: Session, client: Client, *, channel: str, text: str, 
     if client.state == "ghosting":
         client.state, client.ghost_started_at = "active", None
     target = appointment or next_appointment(session, client, now)
-    if intent == "confirm" and target is not None and target.status == "scheduled":
+    upcoming = target is not None and target.status == "scheduled" and target.starts_at > now
+    if intent == "confirm" and upcoming:
         target.confirmation, target.confirmed_at, target.updated_at = "confirmed", now, now
         if reply.appointment_id is None:
             reply.appointment_id = target.id
-    elif intent == "cancel" and target is not None and target.status == "scheduled":
+    elif intent == "cancel" and upcoming:
         from workflows.lifecycle import record_cancel
 
         record_cancel(session, target, now=now, by="client")
