@@ -18,6 +18,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 
 from reagenda.runtime import Context
+from workflows import schedule
 from store.db import is_postgres
 from store.models import Step
 
@@ -142,6 +143,7 @@ def run_forever(ctx: Context, stop: threading.Event) -> None:
             if time.monotonic() - last_reconcile > reconcile_every:
                 reconcile(ctx)
                 last_reconcile = time.monotonic()
+            schedule.tick(ctx)  # periodic work (calendar sync, push renewal), declared in workflows/schedule.py
         except Exception:  # noqa: BLE001 - a database blip must not kill the dispatcher
             log.exception("dispatcher tick failed; retrying")
             stop.wait(min(5.0, interval * 10))
