@@ -315,9 +315,11 @@ class CalDAVConnector:
                 continue
             seen.add(name)
             yield name, status, props.get("getetag", ""), props.get("calendar-data")
-        for name in names:
-            if name not in seen:  # asked for, not answered: gone between the listing and the fetch
-                yield name, 404, "", None
+        missing = [name for name in names if name not in seen]
+        if missing:
+            # A partial answer is not a deletion: fail the whole fetch so the cursor stays and nothing is lost.
+            raise ProviderUnavailable(f"CalDAV server {_host(url)} left {len(missing)} of {len(names)} requested "
+                                      f"events out of its calendar-multiget answer for {_path(url)}")
 
     # ------------------------------------------------------------------------------------------------ free/busy
 

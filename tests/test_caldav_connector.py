@@ -150,3 +150,42 @@ def test_registry_knows_caldav_and_explains_unknown_keys():
     assert registry.get("caldav") is CalDAVConnector and "caldav" in registry.enabled()
     with pytest.raises(KeyError, match="available providers: .*caldav"):
         registry.get("exchange2003")
+
+
+class _Partial(BaseHTTPRequestHandler):
+    """Lists two events in its sync-collection answer but returns only one of them from the multiget."""
+
+    def do_REPORT(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        ok = ('<d:propstat><d:prop><d:getetag>"1"</d:getetag>{data}</d:prop>'
+              "<d:status>HTTP/1.1 200 OK</d:status></d:propstat>")
+        if b"sync-collection" in body:
+            items = "".join(f"<d:response><d:href>/cal/{n}.ics</d:href>{ok.format(data='')}</d:response>"
+                            for n in ("a", "b"))
+            xml = f'<d:multistatus xmlns:d="DAV:">{items}<d:sync-token>t1</d:sync-token></d:multistatus>'
+        else:
+            data = ics("a", T0, T0 + timedelta(hours=1)).replace("\r\n", "&#13;\n")
+            xml = ('<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:response>'
+                   f"<d:href>/cal/a.ics</d:href>{ok.format(data=f'<c:calendar-data>{data}</c:calendar-data>')}"
+                   "</d:response></d:multistatus>")
+        payload = xml.encode()
+        self.send_response(207)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_a_partial_multiget_fails_the_fetch_instead_of_deleting_what_is_missing():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Partial)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        with pytest.raises(ProviderUnavailable, match="left 1 of 2"):
+            CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
+    finally:
+        server.shutdown()
+        server.server_close()

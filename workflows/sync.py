@@ -398,8 +398,7 @@ def _apply_one(session: Session, cal: Calendar, owner: Owner, occ: EventOccurren
         appt = record_new(session, owner=owner, client=client, external_uid=occ.uid, starts_at=occ.starts_at,
                           ends_at=occ.ends_at, now=now, title=occ.title, location=occ.location,
                           meeting_link=occ.meeting_link, calendar_id=cal.id, recurrence_id=occ.recurrence_id)
-        appt.calendar_state = "active"
-        return DomainEvent("new", cal.id, appt.id)
+        return DomainEvent("new", cal.id, appt.id)  # calendar_state defaults to "active"
     _refresh_details(appt, occ, now)
     if state != "active":
         if appt.calendar_state == state:
