@@ -201,6 +201,24 @@ def _python_loop(url: str, seconds: int, connections: int) -> dict[str, float]:
             "page_p99_ms": round(pct(latencies, 99), 2), "page_non_2xx": bad, "tool": "python"}
 
 
+def _page_cpu_ms(db_url: str, redis_url: str, secret: str, folder: Path, token: str, n: int = 200) -> float:
+    """CPU time of one (cached) reschedule page in-process, through the Flask test client: the cost that decides
+    requests/s on a given machine, independent of what else the machine is doing."""
+    from reagenda.settings import load
+    from web import create_app
+
+    app = create_app(load({"DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": secret,
+                           "REAGENDA_VAR_DIR": str(folder), "BASE_URL": "http://127.0.0.1"}))
+    client = app.test_client()
+    url = f"/reschedule/{token}"
+    for _ in range(20):
+        assert client.get(url).status_code == 200
+    t0 = time.process_time()
+    for _ in range(n):
+        client.get(url)
+    return round((time.process_time() - t0) / n * 1000, 2)
+
+
 def bench_page(events, seconds: int, connections: int, workers: int, threads: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     import requests
 
@@ -222,6 +240,7 @@ def bench_page(events, seconds: int, connections: int, workers: int, threads: in
         db_url = f"sqlite:///{folder / 'bench.db'}"
         token, _ = _setup_database(db_url, secret, server, events)
         setup_s = time.perf_counter() - t0
+        cpu_ms = _page_cpu_ms(db_url, redis_url, secret, folder, token)
         port = free_port()
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": secret,
                "BASE_URL": f"http://127.0.0.1:{port}", "REAGENDA_VAR_DIR": str(folder), "LOG_LEVEL": "warning"}
@@ -244,6 +263,7 @@ def bench_page(events, seconds: int, connections: int, workers: int, threads: in
             requests.get(url, timeout=10)
         load = _wrk(url, seconds, connections) if shutil.which("wrk") else _python_loop(url, seconds, connections)
         return {"setup_s": round(setup_s, 1), "cold_page_ms": round(statistics.median(cold), 1),
+                "page_cpu_ms": cpu_ms,
                 "page_slots": slots, **load}
     finally:
         if proc is not None:
@@ -272,7 +292,8 @@ def main() -> None:
         page = bench_page(events, args.seconds, args.connections, args.workers, args.threads)
         result.update(page)
         print(f"page: {page['page_rps']} req/s, p50 {page['page_p50_ms']} ms, p99 {page['page_p99_ms']} ms "
-              f"({page['tool']}); cold page {page['cold_page_ms']} ms", flush=True)
+              f"({page['tool']}); cold page {page['cold_page_ms']} ms; {page['page_cpu_ms']} ms CPU per page",
+              flush=True)
     print(json.dumps(result))
 
 

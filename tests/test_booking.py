@@ -122,6 +122,13 @@ def test_reschedule_moves_the_event_and_replans_the_reminders(stack, radicale, o
     appt = book(stack.ctx, owner_id=owner.owner_id, type_id=owner.type_id, starts_at=first,
                 details=ClientDetails(email="marta@example.com", name="Marta"), factory=factory)
     uid = appt.external_uid
+    # Busy right before it in another calendar: providers merge touching intervals, its own time is still freed.
+    radicale.put(owner.calendar_urls["personal"], "gym.ics", busy_event("gym", _at(5, 9), _at(5, 10)))
+    with stack.ctx.sessions() as s:
+        own = s.get(Appointment, appt.id)
+        offered = offer_slots(s, own.owner, HOUR, OwnerCalendars(s, owner.owner_id, factory),
+                              now=stack.clock.now(), start=_at(5, 0), days=1, exclude=own)
+    assert first + timedelta(minutes=30) in offered and _at(5, 9) not in offered
     new = _at(6, 16)
     # An overlapping move (one hour later, overlapping its own current time) is allowed.
     moved = move(stack.ctx, appointment_id=appt.id, starts_at=first + timedelta(minutes=30), factory=factory)

@@ -332,10 +332,10 @@ def reschedule_page(token: str):  # type: ignore[no-untyped-def]
         locale = _locale()
         return render_template("booking/invalid.html", message=str(exc), t=T[locale], lang=locale), 400
     with ctx.sessions() as s:
-        client = s.get(Client, link.client_id)
         appt = s.get(Appointment, link.appointment_id) if link.appointment_id else None
-        if client is None or appt is None or appt.client_id != client.id:
+        if appt is None or appt.client_id != link.client_id:
             abort(404)
+        client = appt.client  # loaded with the appointment
         owner = appt.owner
         locale = _locale(client.locale, owner.locale)
         session["lang"] = locale

@@ -225,13 +225,20 @@ def offer_slots(session: Session, owner: Owner, shape: SlotShape, calendars: Own
 
 
 def _without_own(busy: list[tuple[datetime, datetime]], appt: Appointment | None) -> list[tuple[datetime, datetime]]:
-    """Free/busy cannot name events, so the appointment being moved is removed by its exact interval."""
+    """Free/busy cannot name events (and providers merge touching ones), so the appointment being moved frees its
+    own time by subtracting its interval from every busy interval."""
     if appt is None:
         return busy
-    own = (appt.starts_at, appt.ends_at)
-    out = list(busy)
-    if own in out:
-        out.remove(own)
+    own_start, own_end = appt.starts_at, appt.ends_at
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in busy:
+        if b <= own_start or a >= own_end:
+            out.append((a, b))
+            continue
+        if a < own_start:
+            out.append((a, own_start))
+        if b > own_end:
+            out.append((own_end, b))
     return out
 
 
@@ -269,12 +276,6 @@ def take_hold(ctx: Context, owner_id: int, starts_at: datetime, shape: SlotShape
 def release_hold(ctx: Context, hold_id: int) -> None:
     with ctx.session() as session:
         session.execute(delete(SlotHold).where(SlotHold.id == hold_id))
-
-
-@dataclass
-class _Held:
-    hold_id: int
-    calendars: OwnerCalendars
 
 
 def _recheck(ctx: Context, session: Session, owner: Owner, shape: SlotShape, starts_at: datetime, hold_id: int,
@@ -329,10 +330,15 @@ def book(ctx: Context, *, owner_id: int, type_id: int, starts_at: datetime, deta
                 client = client_for(session, owner, details.email, name=details.name, now=now,
                                     timezone=details.timezone, locale=details.locale)
                 _update_client(client, details)
-                appt = record_new(session, owner=owner, client=client, external_uid=event.uid, starts_at=starts_at,
-                                  ends_at=starts_at + shape.duration, now=now, title=draft.title,
-                                  location=atype.location, meeting_link=event.meeting_link or draft.meeting_link,
-                                  calendar_id=cal.id, recurrence_id=event.recurrence_id)
+                # The calendar sync may have seen the new event first: adopt its row rather than insert a twin.
+                synced = session.scalar(select(Appointment).where(
+                    Appointment.calendar_id == cal.id, Appointment.external_uid == event.uid,
+                    Appointment.recurrence_id == event.recurrence_id))
+                appt = synced or record_new(
+                    session, owner=owner, client=client, external_uid=event.uid, starts_at=starts_at,
+                    ends_at=starts_at + shape.duration, now=now, title=draft.title, location=atype.location,
+                    meeting_link=event.meeting_link or draft.meeting_link, calendar_id=cal.id,
+                    recurrence_id=event.recurrence_id)
                 # The client chose this time a moment ago: it is confirmed, no confirmation request.
                 appt.confirmation, appt.confirmed_at = "confirmed", now
                 replan_appointment(session, appt, now)
@@ -457,7 +463,7 @@ def _calendar_failed(ctx: Context, conn: CalendarConnection, exc: ConnectorError
                             locale=details.locale)
         key = f"o{owner.id}-booking_failed-c{client.id}-{now:%Y%m%dT%H%M}"
         if session.scalar(select(Step.id).where(Step.idempotency_key == key)) is None:
-            session.add(Step(owner_id=owner.id, kind="booking_failed", subject_type="client", subject_id=client.id,
+            session.add(Step(owner_id=owner.id, kind="booking_failed", subject_type="booking_client", subject_id=client.id,
                              due_at=now, idempotency_key=key, state="pending", attempts=0, max_attempts=5,
                              payload={"reason": "revoked" if revoked else "unavailable", "provider": conn.provider},
                              created_at=now, outcome=""))
