@@ -27,16 +27,17 @@ from reagenda.runtime import Context
 from store.models import Appointment, AppointmentType, BookingSettings, Client, Owner
 from web.context import get_context
 from workflows import ledger
-from workflows.availability import SlotShape, days_for_client, preferred_slots
+from workflows.availability import BookingRules, SlotShape, days_for_client, preferred_slots
 from workflows.booking import (BookingError, CalendarUnavailable, ClientDetails, ConnectorFactory, NotBookable,
                                OwnerCalendars, SlotTaken, book, default_connectors, history_starts, move,
-                               offer_slots, shape_for_appointment, shape_of)
+                               offer_slots, rules_for, shape_for_appointment, shape_of)
 from workflows.policy import Policy
 
 log = logging.getLogger(__name__)
 bp = Blueprint("booking", __name__)
 
 BUSY_TTL = 20  # seconds a page may show free/busy that old; booking re-checks live
+CONFIG_TTL = 5.0  # seconds the pages reuse an owner's calendar list and hours (per app, in this process)
 BUSY_STALE_MAX = 60  # while one request refreshes an expired entry, others may serve it up to this age
 DAYS_SHOWN = 7
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -139,7 +140,15 @@ class CachedCalendars(OwnerCalendars):
     client never sees their own booking as free."""
 
     def __init__(self, session: Session, owner_id: int, factory: ConnectorFactory, ctx: Context) -> None:
-        super().__init__(session, owner_id, factory)
+        configs = current_app.extensions.setdefault("reagenda.booking_config", {})
+        cached = configs.get(owner_id)
+        fresh = cached is not None and cached[0] > time.monotonic()
+        super().__init__(session, owner_id, factory, sources=cached[1] if fresh and cached else None)
+        if not fresh:
+            owner = session.get(Owner, owner_id)
+            assert owner is not None
+            configs[owner_id] = (time.monotonic() + CONFIG_TTL, self.sources, rules_for(session, owner))
+        self.rules: BookingRules = configs[owner_id][2]
         self.ctx, self.owner_id = ctx, owner_id
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -190,7 +199,8 @@ def _slots_view(session: Session, ctx: Context, owner: Owner, shape: SlotShape, 
                 now: datetime, start: datetime, exclude: Appointment | None = None,
                 client_id: int | None = None) -> dict[str, Any]:
     calendars = CachedCalendars(session, owner.id, _factory(), ctx)
-    slots = offer_slots(session, owner, shape, calendars, now=now, start=start, days=DAYS_SHOWN, exclude=exclude)
+    slots = offer_slots(session, owner, shape, calendars, now=now, start=start, days=DAYS_SHOWN, exclude=exclude,
+                        rules=calendars.rules)
     best = preferred_slots(slots, list(history_starts(session, client_id, now)), client_tz) if client_id else []
     days = days_for_client(slots, client_tz, locale, preferred=best)
     suggested = [(d.label, s) for d in days for s in d.slots if s.preferred]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,10 +138,14 @@ class _Source:
 class OwnerCalendars:
     """Every calendar of one owner, grouped per connection, with one connector per connection per request."""
 
-    def __init__(self, session: Session, owner_id: int, factory: ConnectorFactory) -> None:
+    def __init__(self, session: Session, owner_id: int, factory: ConnectorFactory,
+                 sources: list[_Source] | None = None) -> None:
         self.factory = factory
         self.sources: list[_Source] = []
         self._connectors: dict[int, CalendarConnector] = {}
+        if sources is not None:  # the pages reuse a recent answer (``web.booking``); booking never does
+            self.sources = sources
+            return
         rows = session.execute(select(CalendarConnection, Calendar)
                                .join(Calendar, Calendar.connection_id == CalendarConnection.id)
                                .where(CalendarConnection.owner_id == owner_id)
@@ -192,24 +196,24 @@ def stored_busy(session: Session, owner_id: int, start: datetime, end: datetime,
                 exclude_appointment: int | None = None, exclude_hold: int | None = None
                 ) -> list[tuple[datetime, datetime]]:
     """Scheduled appointments and live holds: busy even before the calendar (or its sync) shows them."""
-    q = select(Appointment.starts_at, Appointment.ends_at).where(
+    q = select(Appointment.starts_at.label("a"), Appointment.ends_at.label("b")).where(
         Appointment.owner_id == owner_id, Appointment.status == "scheduled",
         Appointment.starts_at < end, Appointment.ends_at > start)
     if exclude_appointment is not None:
         q = q.where(Appointment.id != exclude_appointment)
-    h = select(SlotHold.starts_at, SlotHold.ends_at).where(
+    h = select(SlotHold.starts_at.label("a"), SlotHold.ends_at.label("b")).where(
         SlotHold.owner_id == owner_id, SlotHold.expires_at > now, SlotHold.starts_at < end, SlotHold.ends_at > start)
     if exclude_hold is not None:
         h = h.where(SlotHold.id != exclude_hold)
-    return [(a, b) for a, b in session.execute(q)] + [(a, b) for a, b in session.execute(h)]
+    return [(a, b) for a, b in session.execute(union_all(q, h))]
 
 
 def offer_slots(session: Session, owner: Owner, shape: SlotShape, calendars: OwnerCalendars, *, now: datetime,
                 start: datetime | None = None, days: int = 7, limit: int | None = None,
-                exclude: Appointment | None = None) -> list[datetime]:
+                exclude: Appointment | None = None, rules: BookingRules | None = None) -> list[datetime]:
     """Free start times over ``days`` from ``start`` (default: now). Raises ``CalendarUnavailable`` when a
     calendar cannot be read, because a slot shown as free must be free in every calendar."""
-    rules = rules_for(session, owner)
+    rules = rules or rules_for(session, owner)
     lo = start or now
     hi = lo + timedelta(days=days)
     pad = shape.buffer_before + shape.buffer_after + shape.duration
