@@ -13,7 +13,7 @@ from reagenda import runtime
 from reagenda.settings import Settings, load
 from store.migrate import upgrade
 from tests.faults.harness import (DeliveryCounter, Fleet, HarnessError, PrivatePostgres, PrivateRedis,
-                                  postgres_bin_dir, reagenda_env)
+                                  leftover_children, postgres_bin_dir, reagenda_env)
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +64,10 @@ def rig(private_postgres, tmp_path) -> Iterator[FaultRig]:  # type: ignore[no-un
         yield rig
     finally:
         fleet.stop_all()
+        orphans = [p.pid for p in fleet.procs if p.alive()] + leftover_children()
         deliveries.close()
         ctx.close()
         red.close()
         private_postgres.ensure_running()
         private_postgres.drop_database(db_name)
+        assert not orphans, f"processes left running after the test: {orphans}"

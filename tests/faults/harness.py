@@ -379,6 +379,18 @@ class Fleet:
                          f"{p.tail()}" for p in self.procs)
 
 
+def leftover_children() -> list[int]:
+    """``reagenda`` processes (and their work horses) still running below this process: orphans in the making."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "reagenda.cli" in " ".join(proc.cmdline()) or "rq:" in " ".join(proc.cmdline()):
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def reagenda_env(var_dir: Path, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "REAGENDA_"))}
     env.update({

@@ -15,7 +15,7 @@ from tests.faults.seed import due_step_ids, seed_due_appointments
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-STEPS = 600
+STEPS = 400
 
 
 def test_postgres_restart_mid_run_loses_nothing(rig, capsys):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from tests.faults.seed import due_step_ids, seed_due_appointments
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-STEPS = 600
+STEPS = 400
 
 
 def test_redis_restart_and_flush_mid_run_lose_nothing(rig, capsys):  # type: ignore[no-untyped-def]
