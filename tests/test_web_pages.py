@@ -148,3 +148,22 @@ def test_insights_charts_are_server_side_svg_from_the_data(web_client, stack):  
     assert "Price: 1" in body  # the chart's description, read by screen readers
     assert "Late-cancellation rate: " in body and "Mar 26 50%" in body  # 1 of the 2 appointments in March 2026
     assert "Charged: " in body and "Mar 26 25" in body
+
+
+def test_not_yet_then_ghosting_states_on_the_dashboard(web_client, stack):  # type: ignore[no-untyped-def]
+    sign_up(web_client, "ana@example.com")
+    owner = _owner(stack)
+    now = stack.clock.now()
+    with stack.session() as s:
+        appt = make_appointment(s, s.get(Owner, owner.id), now, now + timedelta(minutes=20))
+        later = make_appointment(s, s.get(Owner, owner.id), now, now + timedelta(days=4), uid="later")
+        appt_id, later_id, client_id = appt.id, later.id, appt.client_id
+    stack.clock.advance(timedelta(minutes=26))
+    post_form(web_client, "/", f"/appointments/{appt_id}/attendance", action="not_yet")
+    with stack.session() as s:
+        assert s.get(Appointment, appt_id).attendance == "waiting"
+    home = web_client.get("/").get_data(as_text=True)
+    assert 'data-state="waiting"' in home and "Not yet" not in home.split(f'data-appointment="{appt_id}"')[1][:1500]
+    post_form(web_client, f"/clients/{client_id}", f"/clients/{client_id}/ghosting")
+    page = web_client.get(f"/appointments/{later_id}").get_data(as_text=True)
+    assert 'data-state="ghosting_1"' in page and "Ghosting step 1: a check-in" in page
