@@ -212,3 +212,32 @@ def test_calendar_failure_books_nothing_and_tells_the_owner(stack, radicale, fai
         note = s.scalar(select(Message).where(Message.kind == "booking_failed_owner"))
     assert note is not None and note.recipient.startswith("ana-") and note.status == "sent"
     assert "marta@example.com" in note.body_text
+
+
+@pytest.mark.parametrize("tz,now_utc,after", [
+    # Madrid springs forward on Sunday 29 March 2026: 09:00 is 08:00 UTC before and 07:00 UTC after.
+    ("Europe/Madrid", datetime(2026, 3, 26, 7, 0, tzinfo=UTC), datetime(2026, 3, 30, 7, 0, tzinfo=UTC)),
+    # Santiago falls back at midnight 4-5 April 2026: 09:00 is 12:00 UTC before and 13:00 UTC after.
+    ("America/Santiago", datetime(2026, 4, 2, 11, 0, tzinfo=UTC), datetime(2026, 4, 6, 13, 0, tzinfo=UTC)),
+    # Mexico City has no DST: 09:00 is 15:00 UTC across Madrid's and Santiago's changes.
+    ("America/Mexico_City", datetime(2026, 3, 26, 13, 0, tzinfo=UTC), datetime(2026, 3, 30, 15, 0, tzinfo=UTC)),
+])
+def test_dst_week_on_radicale_keeps_wall_clock_hours_and_books_the_right_instant(stack, radicale, tz, now_utc, after):
+    stack.clock.set(now_utc)
+    with stack.session() as s:
+        bo = make_booking_owner(s, radicale, stack.settings.secret_key, now_utc, tz=tz,
+                                rules={"hours": {d: [["09:00", "11:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+                                       "step_minutes": 60, "min_notice_minutes": 60})
+    zone = ZoneInfo(tz)
+    slots = _slots(stack, bo, days=7)
+    firsts = {}
+    for s_ in slots:
+        firsts.setdefault(s_.astimezone(zone).date(), s_)
+    assert {f.astimezone(zone).strftime("%H:%M") for f in firsts.values()} == {"09:00"}
+    assert len(firsts) == 5 and after in slots
+    appt = book(stack.ctx, owner_id=bo.owner_id, type_id=bo.type_id, starts_at=after,
+                details=ClientDetails(email="marta@example.com", name="Marta", timezone="Europe/Madrid"),
+                factory=default_connectors(stack.settings))
+    events = bo.events(radicale, start=now_utc)
+    assert [(e.starts_at, e.ends_at) for e in events] == [(after, after + timedelta(hours=1))]
+    assert appt.starts_at == after
