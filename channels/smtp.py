@@ -115,6 +115,10 @@ class SMTPChannel(Channel):
             if 500 <= code < 600:
                 raise AddressRejected(detail, address=message.recipient) from None
             raise TransientChannelError(detail) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            hint = "check the port, the scheme (smtp:// or smtps://) and the user"
+            raise ChannelNotConfigured(f"the SMTP server at {self.where} does not support what SMTP_URL asks for "
+                                       f"({exc}); {hint}") from None
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, f"the SMTP server said {exc.smtp_code} {_s(exc.smtp_error)}") from None
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout,

@@ -189,8 +189,8 @@ def process_raw(session: Session, settings: Settings, raw: bytes, *, source: str
                  client.id, owner.id)
     if client is None:
         event = InboundEvent(source=source, dedup_key=a.dedup_key, owner_id=owner.id if owner else None,
-                             client_id=None, reply_id=None, status="auto_reply" if a.auto.is_auto else "unmatched", sender=a.sender, subject=a.subject[:1000], detail=a.text[:20000],
-                             received_at=now)
+                             client_id=None, reply_id=None, status="auto_reply" if a.auto.is_auto else "unmatched",
+                             sender=a.sender, subject=a.subject[:1000], detail=a.text[:20000], received_at=now)
         session.add(event)
         session.flush()
         log.warning("inbound mail from %s matched no client%s; kept as event %s (%s)", a.sender,

@@ -101,3 +101,47 @@ def test_starttls_is_required_unless_explicitly_disabled(tmp_path, smtpd):  # ty
     with pytest.raises(ChannelNotConfigured, match="STARTTLS"):
         email_channel(_settings(tmp_path, f"smtp://127.0.0.1:{controller.port}")).send(_msg())
     assert ssl  # (smtps:// uses ssl.create_default_context(); covered by the STARTTLS path's context)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_tls_modes_with_a_login(tmp_path, mode):  # type: ignore[no-untyped-def]
+    """STARTTLS on submission (required before AUTH) and implicit TLS, against aiosmtpd with a throwaway cert."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.fakes.serving import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[str] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"app-password"
+        if ok:
+            logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+    handler = Recorder()
+    port = _free_port()
+    kwargs = dict(hostname="127.0.0.1", port=port, authenticator=authenticator)
+    if mode == "starttls":
+        controller = Controller(handler, tls_context=server_tls, require_starttls=True, auth_require_tls=True,
+                                **kwargs)
+        url = f"smtp://citas%40lumen.test:app-password@127.0.0.1:{port}"
+    else:
+        controller = Controller(handler, ssl_context=server_tls, auth_require_tls=False, **kwargs)
+        url = f"smtps://citas%40lumen.test:app-password@127.0.0.1:{port}"
+    controller.start()
+    try:
+        channel = email_channel(_settings(tmp_path, url))
+        channel.tls_context = ssl.create_default_context(cafile=cert)  # trust the throwaway certificate
+        assert channel.send(_msg()).startswith("smtp:")
+    finally:
+        controller.stop()
+    assert logins == ["citas@lumen.test"] and len(handler.received) == 1

@@ -167,3 +167,22 @@ def test_a_replayed_event_post_is_refused(env, keypair):  # type: ignore[no-unty
                            headers=_signed(key, body, old))
     assert response.status_code == 401
     assert _stored(stack) == (0, 0)
+
+
+def test_latin1_mail_is_read_in_both_modes(env):  # type: ignore[no-untyped-def]
+    """Outlook in Spain often sends windows-1252/ISO-8859-1: parsed mode posts the fields in that charset (named
+    in ``charsets``), raw mode posts 8-bit bytes. Both must be read exactly, not rejected or mangled."""
+    stack, client = env
+    parsed = _post_multipart(client, f"/inbound/{SECRET}/sendgrid/parse", {
+        "headers": b"From: marta@example.com\nTo: citas@lumen.test\nSubject: Re: cita\nMessage-ID: <p1@x>\n",
+        "text": "Sí, allí estaré. ¡Gracias!".encode("iso-8859-1"),
+        "charsets": b'{"text": "iso-8859-1", "subject": "UTF-8", "from": "UTF-8"}'})
+    assert parsed.status_code == 200, parsed.get_data(as_text=True)
+    raw = (b"From: marta@example.com\r\nTo: citas@lumen.test\r\nSubject: Re: cita\r\nMessage-ID: <r1@x>\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=windows-1252\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n" + "No podré ir, lo siento".encode("cp1252") + b"\r\n")
+    raw_mode = _post_multipart(client, f"/inbound/{SECRET}/sendgrid/parse", {"email": raw})
+    assert raw_mode.status_code == 200, raw_mode.get_data(as_text=True)
+    with stack.session() as s:
+        texts = [(r.intent, r.text) for r in s.scalars(select(Reply).order_by(Reply.id))]
+    assert texts == [("confirm", "Sí, allí estaré. ¡Gracias!"), ("cancel", "No podré ir, lo siento")]

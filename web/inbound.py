@@ -17,8 +17,10 @@ import hmac
 import json
 import logging
 from datetime import datetime
+from email import errors as email_errors
 from email.message import EmailMessage
-from email.parser import HeaderParser
+from email.parser import BytesParser, HeaderParser
+from email.policy import compat32
 from email.policy import default as default_policy
 from typing import Any
 
@@ -38,6 +40,8 @@ bp = Blueprint("inbound", __name__, url_prefix="/inbound")
 _KEPT_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
                  "Auto-Submitted", "Precedence", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress",
                  "Delivered-To", "X-Original-To")
+_MULTIPART_DEFECTS = (email_errors.StartBoundaryNotFoundDefect, email_errors.CloseBoundaryNotFoundDefect,
+                      email_errors.NoBoundaryInMultipartDefect, email_errors.MultipartInvariantViolationDefect)
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_EVENT_SKEW_S = 600
@@ -94,23 +98,16 @@ def _now() -> datetime:
 def sendgrid_parse(secret: str) -> Response:
     if request.mimetype != "multipart/form-data":
         raise _Rejected(415, f"expected multipart/form-data, got {request.mimetype or 'no content type'}")
+    fields = form_fields(request.headers.get("Content-Type", ""), request.get_data(cache=False))
     try:
-        form = request.form
-    except ValueError:
-        raise _Rejected(400, "malformed multipart body") from None
-    if not form and not request.files:
-        raise _Rejected(400, "malformed multipart body: no fields")
-    try:
-        envelope = json.loads(form.get("envelope") or "{}")
-    except ValueError:
+        envelope = json.loads(fields.get("envelope", b"{}").decode("utf-8") or "{}")
+    except (ValueError, UnicodeDecodeError):
         raise _Rejected(400, "the envelope field is not JSON") from None
     envelope_to = [str(a) for a in (envelope.get("to") or [])] if isinstance(envelope, dict) else []
-    if form.get("email"):
-        raw = form["email"].encode("utf-8", "surrogateescape")
-        if "\ufffd" in form["email"]:
-            raise _Rejected(400, "the raw email is not valid in the charset it was posted with")
-    elif form.get("headers") is not None:
-        raw = _rebuild(form)
+    if fields.get("email"):
+        raw = fields["email"]  # raw mode: the message exactly as received, whatever its charsets
+    elif "headers" in fields:
+        raw = _rebuild(fields)
     else:
         raise _Rejected(400, "neither an email field (raw mode) nor headers/text fields (parsed mode)")
     ctx = get_context()
@@ -124,22 +121,59 @@ def sendgrid_parse(secret: str) -> Response:
                     mimetype="application/json")
 
 
-def _rebuild(form: Any) -> bytes:
+def form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body as exact bytes (files included, by field name).
+
+    Werkzeug's form parser decodes text fields as UTF-8 with replacement characters, which would corrupt a raw
+    message in Latin-1 or a parsed-mode field that SendGrid posts in the original charset (declared in the
+    ``charsets`` field); so the body is split here with the email package, which keeps the bytes."""
+    if not body:
+        raise _Rejected(400, "malformed multipart body: empty")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    try:
+        outer = BytesParser(policy=compat32).parsebytes(head + body)
+    except Exception:  # noqa: BLE001 - the parser is lenient; anything it raises means an unreadable body
+        raise _Rejected(400, "malformed multipart body") from None
+    fatal = [d for d in outer.defects if isinstance(d, _MULTIPART_DEFECTS)]
+    if fatal or not outer.is_multipart():
+        raise _Rejected(400, f"malformed multipart body ({type(fatal[0]).__name__ if fatal else 'no parts'})")
+    fields: dict[str, bytes] = {}
+    for part in outer.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        if not name or any(isinstance(d, _MULTIPART_DEFECTS) for d in part.defects):
+            raise _Rejected(400, "malformed multipart body (a part without a field name)")
+        data = part.get_payload(decode=True)
+        fields[str(name)] = data if isinstance(data, bytes) else b""
+    if not fields:
+        raise _Rejected(400, "malformed multipart body: no fields")
+    return fields
+
+
+def _decode(fields: dict[str, bytes], name: str, charsets: dict[str, Any]) -> str:
+    declared = str(charsets.get(name) or "utf-8")
+    try:
+        return fields.get(name, b"").decode(declared)
+    except LookupError:
+        raise _Rejected(400, f"unknown charset {declared[:40]!r} for the {name} field") from None
+    except UnicodeDecodeError:
+        raise _Rejected(400, f"the {name} field is not valid {declared[:40]}") from None
+
+
+def _rebuild(fields: dict[str, bytes]) -> bytes:
     """Parsed mode gives the original headers as text and the decoded parts; rebuild one plain message."""
     try:
-        charsets = json.loads(form.get("charsets") or "{}")
-    except ValueError:
+        charsets = json.loads(fields.get("charsets", b"{}").decode("utf-8") or "{}")
+    except (ValueError, UnicodeDecodeError):
         raise _Rejected(400, "the charsets field is not JSON") from None
-    for name in ("text", "html", "subject", "from"):
-        value = form.get(name) or ""
-        declared = str(charsets.get(name, "utf-8")) if isinstance(charsets, dict) else "utf-8"
-        try:
-            "".encode(declared)
-        except LookupError:
-            raise _Rejected(400, f"unknown charset {declared[:40]!r} for the {name} field") from None
-        if "\ufffd" in value:
-            raise _Rejected(400, f"the {name} field is not valid in its declared charset {declared[:40]}")
-    original = HeaderParser(policy=default_policy).parsestr(form.get("headers") or "")
+    if not isinstance(charsets, dict):
+        raise _Rejected(400, "the charsets field is not a JSON object")
+    text, html = _decode(fields, "text", charsets), _decode(fields, "html", charsets)
+    subject, sender = _decode(fields, "subject", charsets), _decode(fields, "from", charsets)
+    try:
+        headers_text = fields["headers"].decode("utf-8")
+    except UnicodeDecodeError:
+        headers_text = fields["headers"].decode("latin-1")  # raw 8-bit headers; RFC 2047 words decode later
+    original = HeaderParser(policy=default_policy).parsestr(headers_text)
     mail = EmailMessage()
     for name in _KEPT_HEADERS:
         for value in original.get_all(name) or []:
@@ -147,11 +181,10 @@ def _rebuild(form: Any) -> bytes:
                 mail[name] = str(value)
             except (ValueError, TypeError):
                 raise _Rejected(400, f"malformed {name} header") from None
-    if "From" not in mail and form.get("from"):
-        mail["From"] = form["from"]
-    if "Subject" not in mail and form.get("subject"):
-        mail["Subject"] = form["subject"]
-    text, html = form.get("text") or "", form.get("html") or ""
+    if "From" not in mail and sender:
+        mail["From"] = sender
+    if "Subject" not in mail and subject:
+        mail["Subject"] = subject
     if text:
         mail.set_content(text)
     elif html:
