@@ -26,7 +26,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def wait_http(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
+def wait_http(url: str, timeout: float = 120.0) -> tuple[int, bytes]:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
