@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from datetime import timedelta
 from html import unescape
 from typing import Iterator
@@ -74,8 +75,26 @@ def test_google_oauth_with_state_and_pkce_then_sync(web_client, web_app, stack, 
         assert s.scalar(select(func.count()).select_from(Appointment)) == 1
         conn_id = conn.id
 
-    # Disconnect deletes the stored tokens and the calendars.
+    # Disconnect revokes the grant at Google (RFC 7009), then deletes the stored tokens and the calendars.
+    revoked: list[str] = []
+
+    def revoke_endpoint(environ, start_response):  # type: ignore[no-untyped-def]
+        from werkzeug.wrappers import Request
+
+        revoked.append(Request(environ).form.get("token", ""))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, revoke_endpoint)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    web_app.config["GOOGLE_REVOKE_URI"] = f"http://127.0.0.1:{server.server_port}/revoke"
     post_form(web_client, "/calendars", f"/calendars/{conn_id}/disconnect")
+    thread.join(10)
+    server.server_close()
+    assert len(revoked) == 1 and revoked[0].startswith("1//rt-")  # the refresh token, not the access token
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(CalendarConnection)) == 0
         assert s.scalar(select(func.count()).select_from(Calendar)) == 0

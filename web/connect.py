@@ -200,9 +200,8 @@ def disconnect(conn_id: int):  # type: ignore[no-untyped-def]
     conn: CalendarConnection = owned(CalendarConnection, conn_id)
     try:
         creds = decrypt(conn.credentials) if conn.credentials else {}
-        revoke = getattr(connector_for(conn.provider, creds), "revoke", None) if creds else None
-        if revoke is not None:
-            revoke()
+        if creds:
+            oauth.revoke(conn.provider, creds)
     except Exception as exc:  # noqa: BLE001 - a dead token cannot be revoked; deleting it is what matters
         log.info("revoke for connection %s failed (deleting anyway): %s", conn.id, type(exc).__name__)
     db().delete(conn)

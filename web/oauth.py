@@ -18,9 +18,13 @@ import os
 from datetime import timezone
 from typing import Any
 
+import logging
+
 from flask import current_app
 
 from web.context import get_context
+
+log = logging.getLogger(__name__)
 
 GOOGLE_SCOPES = [
     "openid",
@@ -116,3 +120,26 @@ def _email_from_id_token(token: str | None) -> str:
         return str(data.get("email", ""))
     except ValueError:
         return ""
+
+
+def revoke(provider: str, credentials: dict[str, Any]) -> bool:
+    """Tell the provider to forget the grant, best effort (the caller deletes the tokens either way).
+
+    Google: RFC 7009 revocation of the refresh token (which also ends its access tokens). Microsoft has no endpoint
+    that revokes one app's refresh token without signing the user out everywhere, so nothing is sent there; the
+    deleted token cache is unusable to anyone. Returns True when the provider confirmed."""
+    import requests
+
+    if provider != "google":
+        return False
+    token = credentials.get("refresh_token") or credentials.get("token")
+    if not token:
+        return False
+    url = current_app.config.get("GOOGLE_REVOKE_URI", "https://oauth2.googleapis.com/revoke")
+    try:
+        resp = requests.post(url, data={"token": token}, timeout=10,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    except requests.RequestException as exc:
+        log.info("google revoke failed: %s", type(exc).__name__)
+        return False
+    return resp.status_code == 200
