@@ -29,6 +29,7 @@ from connectors.meeting_links import find_meeting_link
 log = logging.getLogger(__name__)
 
 # Properties that may carry a join URL, most structured first (RFC 7986 CONFERENCE, Google, Microsoft).
+MAX_OCCURRENCES = 5000  # per event inside one window; more is a broken or hostile series, skipped and described
 _LINK_PROPERTIES = ("CONFERENCE", "X-GOOGLE-CONFERENCE", "X-MICROSOFT-SKYPETEAMSMEETINGURL",
                     "X-MICROSOFT-ONLINEMEETINGURL", "URL", "LOCATION", "DESCRIPTION", "X-ALT-DESC")
 _TIME_PROPERTIES = ("DTSTART", "DTEND", "RECURRENCE-ID", "DUE")
@@ -155,11 +156,19 @@ def _expand_calendar(cal: icalendar.Calendar, start: datetime, end: datetime, tz
                 single = _occurrence(uid, events[0], tz, etag, is_series=False)
                 occurrences = [single] if _overlaps(single, start, end) else []
             else:
+                too_fine = _too_frequent(events)
+                if too_fine:
+                    out.skipped.append(f"{source} UID {uid}: repeats {too_fine}, which no appointment does")
+                    log.warning("skipped event %s UID %s: repeats %s", source, uid, too_fine)
+                    continue
                 sub = cal if len(groups) == 1 and not bad else _calendar_of(timezones, events)
-                occurrences = [
-                    _occurrence(uid, component, tz, etag, is_series=True)
-                    for component in recurring_ical_events.of(sub).between(start, end)
-                ]
+                components = recurring_ical_events.of(sub).between(start, end)
+                if len(components) > MAX_OCCURRENCES:
+                    out.skipped.append(f"{source} UID {uid}: {len(components)} occurrences in the window "
+                                       f"(more than {MAX_OCCURRENCES})")
+                    log.warning("skipped event %s UID %s: %d occurrences", source, uid, len(components))
+                    continue
+                occurrences = [_occurrence(uid, component, tz, etag, is_series=True) for component in components]
         except Exception as exc:  # noqa: BLE001 - a series the library cannot expand is skipped, not fatal
             out.skipped.append(f"{source} UID {uid}: cannot expand ({_short(exc)})")
             log.warning("skipped event %s UID %s: cannot expand (%s)", source, uid, _short(exc))
@@ -197,6 +206,18 @@ def _overlaps(occ: EventOccurrence, start: datetime, end: datetime) -> bool:
     if occ.ends_at == occ.starts_at:
         return start <= occ.starts_at < end
     return occ.starts_at < end and occ.ends_at > start
+
+
+def _too_frequent(events: list[icalendar.Event]) -> str:
+    """"every second" / "every minute" for a series no calendar of appointments holds (a hostile or broken
+    invite that would expand to millions of occurrences), else ""."""
+    for event in events:
+        for rule in _as_list(event.get("RRULE")):
+            freq = rule.get("FREQ") if hasattr(rule, "get") else None
+            freq = (freq[0] if isinstance(freq, list) and freq else freq) or ""
+            if str(freq).upper() in ("SECONDLY", "MINUTELY"):
+                return f"every {str(freq).lower().removesuffix('ly')}"
+    return ""
 
 
 def _is_series(events: list[icalendar.Event]) -> bool:

@@ -119,3 +119,13 @@ def test_clearly_outside_skips_only_plain_events_far_from_the_window() -> None:
     assert not clearly_outside(near, W0, W1) and not clearly_outside(series, W0, W1)
     assert not clearly_outside(no_end, W0, W1)
     assert expand(near, window_start=W0, window_end=W1).occurrences  # the margin kept it: it is inside
+
+
+def test_series_that_would_explode_are_skipped_and_described() -> None:
+    text = cal("UID:sec\r\nDTSTART:20260302T100000Z\r\nRRULE:FREQ=SECONDLY",
+               "UID:hourly\r\nDTSTART:20260302T100000Z\r\nDTEND:20260302T101000Z\r\nRRULE:FREQ=HOURLY",
+               "UID:ok\r\nDTSTART:20260302T100000Z\r\nRRULE:FREQ=DAILY;COUNT=2")
+    got = expand(text, window_start=W0, window_end=datetime(2027, 1, 1, tzinfo=UTC), source="x.ics")
+    assert {o.uid for o in got.occurrences} == {"ok"}
+    assert any("UID sec: repeats every second" in s for s in got.skipped)
+    assert any("UID hourly:" in s and "occurrences in the window" in s for s in got.skipped)
