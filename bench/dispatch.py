@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -54,14 +55,13 @@ UTC = timezone.utc
 class FakeEmailAPI(BaseHTTPRequestHandler):
     """SendGrid's v3 mail send, as far as the client library needs: 202 and an X-Message-Id."""
 
-    count = 0
-    lock = threading.Lock()
+    counter = None  # a multiprocessing.Value shared with the bench process
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        with FakeEmailAPI.lock:
-            FakeEmailAPI.count += 1
+        with FakeEmailAPI.counter.get_lock():
+            FakeEmailAPI.counter.value += 1
         self.send_response(202)
         self.send_header("X-Message-Id", uuid.uuid4().hex)
         self.send_header("Content-Length", "0")
@@ -69,6 +69,31 @@ class FakeEmailAPI(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         return
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # every worker may connect at once; the default 5 stalls connects for seconds
+    daemon_threads = True
+
+
+def _serve(port_out, counter) -> None:  # type: ignore[no-untyped-def]
+    FakeEmailAPI.counter = counter
+    server = _Server(("127.0.0.1", 0), FakeEmailAPI)
+    port_out.value = server.server_address[1]
+    server.serve_forever()
+
+
+def start_fake_api():  # type: ignore[no-untyped-def]
+    """The fake email API in its own process, so it does not compete with the dispatcher for this one's GIL."""
+    ctx = multiprocessing.get_context("spawn")
+    port, counter = ctx.Value("i", 0), ctx.Value("l", 0)
+    proc = ctx.Process(target=_serve, args=(port, counter), daemon=True)
+    proc.start()
+    for _ in range(200):
+        if port.value:
+            break
+        time.sleep(0.05)
+    return proc, port.value, counter
 
 
 def pct(values: list[float], p: float) -> float:
@@ -184,6 +209,7 @@ def main() -> int:
     ap.add_argument("--due-rate", type=float, default=200.0, help="due steps per second in the window")
     ap.add_argument("--backlog", type=int, default=20_000, help="steps made due at once for the drain phase")
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--fork", action="store_true", help="RQ's default forking Worker instead of --simple")
     ap.add_argument("--interval", type=float, default=0.2, help="dispatcher interval (s)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = ap.parse_args()
@@ -195,11 +221,10 @@ def main() -> int:
     db_url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
     tmp = Path(tempfile.mkdtemp(prefix="rg-bench-"))
     server = EmbeddedRedis(tmp / "redis.sock").start()
-    api = ThreadingHTTPServer(("127.0.0.1", 0), FakeEmailAPI)
-    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api, api_port, received = start_fake_api()
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=server.url, REAGENDA_VAR_DIR=str(tmp / "var"),
                SECRET_KEY="bench-secret-key-not-for-production", EMAIL_BACKEND="sendgrid",
-               SENDGRID_API_KEY="SG.bench", SENDGRID_HOST=f"http://127.0.0.1:{api.server_address[1]}",
+               SENDGRID_API_KEY="SG.bench", SENDGRID_HOST=f"http://127.0.0.1:{api_port}",
                LOG_LEVEL="WARNING", DISPATCH_BATCH="500")
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -214,7 +239,8 @@ def main() -> int:
             total_steps = s.scalar(select(func.count()).select_from(Step))
         print(f"seeded {args.appointments} appointments, {total_steps} steps in {time.monotonic() - t_seed:.0f} s")
         for _ in range(args.workers):
-            workers.append(subprocess.Popen([sys.executable, "-m", "reagenda.cli", "worker", "--simple"], env=env,
+            cmd = [sys.executable, "-m", "reagenda.cli", "worker"] + ([] if args.fork else ["--simple"])
+            workers.append(subprocess.Popen(cmd, env=env,
                                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         stop = threading.Event()
         mem: dict[str, float] = {}
@@ -266,13 +292,14 @@ def main() -> int:
         ref_late, ref_end = poll_reference([args.window * i / due_in_window for i in range(due_in_window)])
         result = {
             "appointments": args.appointments, "steps": total_steps, "workers": args.workers,
+            "worker_kind": "fork" if args.fork else "simple",
             "window_s": args.window, "due_rate_per_s": round(rate, 1), "window_steps_sent": len(late),
             "p50_lateness_s": round(pct(late, 50), 3), "p99_lateness_s": round(pct(late, 99), 3),
             "max_lateness_s": round(max(late, default=0.0), 3),
             "window_steps_per_s": round(len(late) / args.window, 1),
             "drain_steps": done, "drain_s": round(drain_s, 1), "drain_steps_per_s": round(done / drain_s, 1),
             "redis_peak_mb": round(redis_peak_mb, 2), "db_size_mb": round(db_size / 2**20, 1),
-            "failed_steps": failed, "duplicate_messages": dup, "emails_received": FakeEmailAPI.count,
+            "failed_steps": failed, "duplicate_messages": dup, "emails_received": received.value,
             "poll60_p50_lateness_s": round(pct(ref_late, 50), 1), "poll60_p99_lateness_s": round(pct(ref_late, 99), 1),
             "poll60_max_lateness_s": round(max(ref_late, default=0.0), 1),
             "poll60_steps_per_s": round(len(ref_late) / ref_end, 2) if ref_end else 0.0,
@@ -297,7 +324,7 @@ def main() -> int:
                 w.wait(15)
             except subprocess.TimeoutExpired:
                 w.kill()
-        api.shutdown()
+        api.terminate()
         server.stop()
         if not args.keep:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
