@@ -3,8 +3,8 @@
 Passwords: Werkzeug's ``scrypt`` (``hashlib.scrypt``, n=2**15, r=8, p=1). It is memory-hard like argon2 and needs no
 extra dependency; the method is stored in the hash, so raising the cost later re-hashes on the next sign-in.
 
-Sign-in attempts are limited in Redis per (IP, email) and per IP, with a fixed window; losing Redis only resets the
-counters. Sessions are Flask's signed cookie (HttpOnly, SameSite=Lax, Secure under https) and carry a digest of the
+Sign-in attempts are counted in Redis per (IP, email) and per IP before the password is checked, in a fixed window;
+losing Redis only resets the counters. Sessions are Flask's signed cookie (HttpOnly, SameSite=Lax, Secure under https) and carry a digest of the
 password hash, so changing the password signs out every other session. Every object a view loads goes through
 ``owned()``, which answers 404 for anything that is not the signed-in owner's.
 """
@@ -139,27 +139,20 @@ def _keys(email: str) -> tuple[str, str]:
     return f"rg:login:{_client_ip()}:{ehash}", f"rg:login-ip:{_client_ip()}"
 
 
-def too_many_attempts(email: str) -> bool:
-    acct, ip = _keys(email)
-    try:
-        r = get_context().redis
-        counts = r.mget(acct, ip)
-    except Exception as exc:  # noqa: BLE001 - Redis down must not lock everyone out, nor let it be silent
-        log.warning("login rate limit unavailable: %s", type(exc).__name__)
-        return False
-    return int(counts[0] or 0) >= MAX_FAILS_PER_ACCOUNT or int(counts[1] or 0) >= MAX_FAILS_PER_IP
-
-
-def record_failure(email: str) -> None:
+def reserve_attempt(email: str) -> bool:
+    """Count this attempt BEFORE the password is checked (INCR first, then compare), so a burst of concurrent
+    guesses cannot all slip past the limit; a successful sign-in clears the account's counter. False: refuse."""
     try:
         r = get_context().redis
         pipe = r.pipeline()
         for key in _keys(email):
-            pipe.set(key, 0, ex=WINDOW_S, nx=True)  # the window starts at the first failure (works on Redis 6)
+            pipe.set(key, 0, ex=WINDOW_S, nx=True)  # the window starts at the first attempt (works on Redis 6)
             pipe.incr(key)
-        pipe.execute()
-    except Exception as exc:  # noqa: BLE001
+        results = pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - Redis down must not lock everyone out, nor be silent
         log.warning("login rate limit unavailable: %s", type(exc).__name__)
+        return True
+    return int(results[1]) <= MAX_FAILS_PER_ACCOUNT and int(results[3]) <= MAX_FAILS_PER_IP
 
 
 def clear_failures(email: str) -> None:
@@ -224,7 +217,7 @@ def login():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         email = _norm_email(request.form.get("email", ""))
         password = request.form.get("password", "")
-        if too_many_attempts(email):
+        if not reserve_attempt(email):
             error = _("Too many failed attempts. Wait 15 minutes or reset your password.")
             status = 429
         else:
@@ -236,7 +229,6 @@ def login():  # type: ignore[no-untyped-def]
                     db().commit()
                 _sign_in(owner)
                 return redirect(nxt)
-            record_failure(email)
             error = _("Email or password is not right. Check both, or reset your password.")
             status = 401
     return render_template("auth/login.html", error=error, next=nxt, email=request.form.get("email", "")), status
