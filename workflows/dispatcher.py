@@ -103,7 +103,11 @@ def _job_alive(ctx: Context, step_id: int, stale_after: timedelta) -> bool:
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=timezone.utc)
         return datetime.now(timezone.utc) - beat < stale_after
-    return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+    if status == JobStatus.QUEUED:
+        # A worker that dies between taking the job off the queue and starting it leaves it QUEUED but in no
+        # queue (RQ parks it in an intermediate list until its own cleanup): only a job still waiting counts.
+        return ctx.redis.lpos(ctx.queue().key, job.id) is not None
+    return status in (JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
 @dataclass
