@@ -111,3 +111,15 @@ def test_one_click_unsubscribe_and_address_marking(env):  # type: ignore[no-unty
         assert s.scalar(select(func.count()).select_from(Reply).where(Reply.intent == "unsubscribe")) == 1
         client_row = mark_address_rejected(s, s.get(Message, msg_id), "550 user unknown")
         assert client_row is not None and client_row.email_status == "bounced"
+
+
+def test_a_reschedule_link_in_any_message_opens_the_live_slot_page(env):  # type: ignore[no-untyped-def]
+    stack, client, (appt_id, client_id) = env
+    path = _path(stack, "reschedule", client_id, appt_id)
+    hop = client.get(path)
+    assert hop.status_code == 302
+    token = path.rsplit("/", 1)[1]
+    assert hop.headers["Location"].endswith(f"/reschedule/{token}")
+    page = client.get(hop.headers["Location"])
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    assert _replies(stack) == [], "opening the page is not an answer; picking a time is"

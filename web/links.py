@@ -15,7 +15,7 @@ import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
 from channels.links import LinkError, LinkPayload, read_link, token_digest
@@ -133,6 +133,10 @@ def click(token: str) -> tuple[str, int]:
         if payload.appointment_id and appt is None:
             return _page(locale, t["gone"], status=404)
         fields = {"key": form_key(settings, token)}
+        if request.method == "GET" and payload.action == "reschedule" and appt is not None:
+            # Every flow's "reschedule" link lands on the live slot page (web/booking.py), which acts only when
+            # the client picks a time, so a mail scanner prefetching the link changes nothing.
+            return redirect(url_for("booking.reschedule_page", token=token))  # type: ignore[return-value]
         if request.method == "GET":
             return _show(payload, locale, when, fields, session, appt)
         if not hmac.compare_digest(request.form.get("key", ""), fields["key"]):
