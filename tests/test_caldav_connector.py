@@ -189,3 +189,57 @@ def test_a_partial_multiget_fails_the_fetch_instead_of_deleting_what_is_missing(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Truncated(BaseHTTPRequestHandler):
+    """RFC 6578 §3.6: the first page ends with a 507 on the collection itself; the second page completes it."""
+
+    pages: list[str] = []
+
+    def do_REPORT(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        ok = ('<d:propstat><d:prop><d:getetag>"1"</d:getetag>{data}</d:prop>'
+              "<d:status>HTTP/1.1 200 OK</d:status></d:propstat>")
+        if "sync-collection" in body:
+            self.pages.append(body.split("<d:sync-token>")[1].split("</d:sync-token>")[0])
+            if len(self.pages) == 1:
+                items = (f"<d:response><d:href>/cal/a.ics</d:href>{ok.format(data='')}</d:response>"
+                         "<d:response><d:href>/cal/</d:href><d:status>HTTP/1.1 507 Insufficient Storage</d:status>"
+                         "</d:response>")
+                token = "page1"
+            else:
+                items = f"<d:response><d:href>/cal/b.ics</d:href>{ok.format(data='')}</d:response>"
+                token = "page2"
+            xml = f'<d:multistatus xmlns:d="DAV:">{items}<d:sync-token>{token}</d:sync-token></d:multistatus>'
+        else:
+            parts = []
+            for n in ("a", "b"):
+                data = ics(n, T0, T0 + timedelta(hours=1)).replace("\r\n", "&#13;\n")
+                parts.append(f"<d:response><d:href>/cal/{n}.ics</d:href>"
+                             f"{ok.format(data=f'<c:calendar-data>{data}</c:calendar-data>')}</d:response>")
+            xml = ('<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
+                   f"{''.join(parts)}</d:multistatus>")
+        payload = xml.encode()
+        self.send_response(207)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_a_truncated_sync_collection_is_followed_to_its_last_page():
+    handler = type("Handler", (_Truncated,), {"pages": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        got = CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert handler.pages == ["", "page1"]
+    assert sorted({o.uid for o in got.upserted}) == ["a.ics", "b.ics"]
+    assert '"t":"page2"' in got.cursor and got.full

@@ -221,3 +221,63 @@ def test_periodic_job_enqueues_each_due_calendar_once_and_a_worker_syncs_it(stac
     assert enqueue_due(stack.ctx) == 0, "synced: not due for another few minutes"
     stack.clock.advance(timedelta(minutes=6))
     assert enqueue_due(stack.ctx) == 1
+
+
+def test_unreadable_credentials_mean_needs_reconnect(stack, radicale):
+    from store.crypto import encrypt_credentials
+    from store.models import CalendarConnection
+
+    cal_url, cal_id = _setup(stack, radicale)
+    with stack.session() as s:
+        conn = s.get(CalendarConnection, s.get(Calendar, cal_id).connection_id)
+        conn.credentials = encrypt_credentials("a-secret-key-from-before-rotation", {"url": "x"})
+    result = sync_calendar(stack.ctx, cal_id)
+    assert result.status == "needs_reconnect" and "reconnect the calendar" in result.error
+    assert connection_row(stack, cal_id).status == "needs_reconnect"
+
+
+def test_rate_limit_backs_off_at_least_retry_after(stack, radicale):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_REPORT(self) -> None:  # noqa: N802
+            self.send_response(429)
+            self.send_header("Retry-After", "900")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        cal_id = connect(stack, "caldav", {"url": url, "username": "ana", "password": "pw"}, url)
+        result = sync_calendar(stack.ctx, cal_id)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == "backoff" and "RateLimited" in result.error
+    assert calendar_row(stack, cal_id).next_sync_at >= stack.clock.now() + timedelta(seconds=900)
+
+
+def test_owner_title_rule_and_a_client_removed_from_the_event(stack, radicale):
+    from store.models import Owner
+
+    now = stack.clock.now()
+    cal_url, cal_id = _setup(stack, radicale)
+    with stack.session() as s:
+        owner = s.scalar(select(Owner))
+        owner.policy = {**(owner.policy or {}), "appointment_title_prefixes": ["Cita:"]}
+    start = now + timedelta(days=2)
+    radicale.put(cal_url, "rule.ics", ics("rule", start, start + timedelta(hours=1), title="Cita: Eva",
+                                          extra="DESCRIPTION:Reservado por eva@example.com"))
+    radicale.put(cal_url, "inv.ics", ics("inv", start, start + timedelta(hours=1), attendees=(CLIENT,)))
+    assert sync_calendar(stack.ctx, cal_id).count("new") == 2
+    assert appointments(stack, cal_id)[("rule.ics", "")][2] == "eva@example.com"
+    radicale.put(cal_url, "inv.ics", ics("inv", start, start + timedelta(hours=1)))  # the owner removed Marta
+    assert [e.kind for e in sync_calendar(stack.ctx, cal_id, force=True).events] == ["cancelled"]
+    assert appointments(stack, cal_id)[("inv.ics", "")][0] == "cancelled"
+    assert sync_calendar(stack.ctx, cal_id, force=True).events == []
