@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from channels.base import ChannelNotConfigured, PermanentChannelError, TransientChannelError
+from channels.base import AddressRejected, ChannelNotConfigured, PermanentChannelError, TransientChannelError
 from reagenda.runtime import Context
 from store.models import Message, Step
 from workflows import outbound
@@ -50,6 +50,11 @@ def execute(ctx: Context, step_id: int) -> str:
         return "not-claimed"
     try:
         return _run(ctx, step_id)
+    except AddressRejected as exc:
+        # The provider refused this client's address: mark the address (nothing more goes to it), keep the
+        # channel for everyone else, and leave the failed step for the owner to see.
+        _mark_address(ctx, step_id, str(exc))
+        return _finish(ctx, step_id, "failed", f"address refused: {exc}", message_status="failed")
     except (PermanentChannelError, ChannelNotConfigured) as exc:
         return _finish(ctx, step_id, "failed", f"{type(exc).__name__}: {exc}", message_status="failed")
     except TransientChannelError as exc:
@@ -104,9 +109,21 @@ def _run(ctx: Context, step_id: int) -> str:
     with ctx.session() as session:
         msg = session.get(Message, message_id)
         assert msg is not None
-    provider_id = outbound.deliver(ctx, msg)  # outside any transaction: a slow provider holds no connection
+        message = outbound.outgoing(ctx, session, msg)
+    provider_id = outbound.deliver(ctx, message)  # outside any transaction: a slow provider holds no connection
     _record_sent(ctx, step_id, message_id, provider_id)
     return "sent"
+
+
+def _mark_address(ctx: Context, step_id: int, reason: str) -> None:
+    from channels.compose import mark_address_rejected
+
+    with ctx.session() as session:
+        step = session.get(Step, step_id)
+        msg = session.scalar(select(Message).where(Message.idempotency_key == step.idempotency_key)) if step else None
+        if msg is not None and mark_address_rejected(session, msg, reason) is not None:
+            log.warning("step %s: the provider refused the client's address; it is marked and skipped from now on",
+                        step_id)
 
 
 def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) -> None:

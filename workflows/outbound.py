@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.base import OutgoingMessage
+from channels.compose import outgoing_for
 from channels.registry import email_channel
 from channels.render import format_when, pick_locale, render
 from reagenda.runtime import Context
@@ -144,9 +145,12 @@ def _time(instant: datetime, tz: str, locale: str) -> str:
 DeliverFn = Callable[[Context, Message], str]
 
 
-def deliver(ctx: Context, msg: Message) -> str:
-    channel = email_channel(ctx.settings)
-    return channel.send(OutgoingMessage(
-        idempotency_key=msg.idempotency_key, recipient=msg.recipient, sender=ctx.settings.email_from,
-        subject=msg.subject, text=msg.body_text, html=msg.body_html, message_id=msg.id,
-    ))
+def outgoing(ctx: Context, session: Session, msg: Message) -> OutgoingMessage:
+    """Everything the channel needs, built while the session is open: the signed unsubscribe link for a client,
+    the kind as category, and the ICS invitation for kinds that announce a new or moved time."""
+    return outgoing_for(ctx.settings, session, msg)
+
+
+def deliver(ctx: Context, message: OutgoingMessage) -> str:
+    """Call the email channel (outside any transaction: a slow provider holds no database connection)."""
+    return email_channel(ctx.settings).send(message)
