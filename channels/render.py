@@ -6,6 +6,7 @@ formatted with Babel in the reader's zone and locale, so the same appointment re
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_timezone_location
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_LOCALES = ("es", "en")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,10 +49,29 @@ def format_when(instant: datetime, tz: str, locale: str) -> str:
     return f"{date}, {clock} ({zone})"
 
 
-def render(kind: str, locale: str, context: dict[str, Any]) -> Rendered:
-    template = _env.get_template(f"{pick_locale(locale)}/{kind}.txt")
-    out = template.render(**context)
+# Owner-written texts run in Jinja's sandbox with the same options (and the shipped templates for includes):
+# an owner can use {{ client_name }} but cannot reach Python objects through a template.
+sandbox = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+                               autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _split(out: str, name: str) -> Rendered:
     first, _, body = out.partition("\n")
     if not first.startswith("Subject:"):
-        raise ValueError(f"template {locale}/{kind}.txt must start with a 'Subject:' line")
+        raise ValueError(f"{name} must start with a 'Subject:' line")
     return Rendered(subject=first.removeprefix("Subject:").strip(), text=body.lstrip("\n"))
+
+
+def render(kind: str, locale: str, context: dict[str, Any], owner_text: str | None = None) -> Rendered:
+    """The message in ``locale``: the owner's own text for this kind when they wrote one, else ours.
+
+    An owner's text that no longer renders (a placeholder removed since it was saved, a typo) never blocks a
+    message: it is logged by name and the shipped template is used instead.
+    """
+    if owner_text:
+        try:
+            return _split(sandbox.from_string(owner_text).render(**context), f"the owner's {locale}/{kind} text")
+        except (TemplateError, ValueError) as exc:
+            log.warning("owner text for %s/%s does not render (%s); sending the default text", locale, kind, exc)
+    template = _env.get_template(f"{pick_locale(locale)}/{kind}.txt")
+    return _split(template.render(**context), f"template {locale}/{kind}.txt")

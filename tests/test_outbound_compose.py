@@ -58,3 +58,29 @@ def test_a_refused_address_is_marked_and_the_channel_keeps_working(stack, monkey
         assert failed and all(f.outcome.startswith("address refused") for f in failed)
         sent = set(s.scalars(select(Message.recipient).where(Message.status == "sent")))
         assert sent == {"fine@example.com"}
+
+
+def test_the_owners_own_text_is_what_the_client_receives(stack):
+    now = stack.clock.now()
+    with stack.session() as s:
+        owner = make_owner(s, now)
+        owner.preferences = {"texts": {"es": {"confirm_request": "Subject: ¿Nos vemos, {{ client_name }}?\n\n"
+                                                                  "Hola {{ client_name }}, te esperamos.\n"}}}
+        make_appointment(s, owner, now, now + timedelta(days=5))
+    stack.run_due()
+    with stack.session() as s:
+        msg = s.scalar(select(Message).where(Message.kind == "confirm_request"))
+        assert msg.subject == "¿Nos vemos, Marta?" and msg.body_text.startswith("Hola Marta, te esperamos.")
+
+
+def test_a_broken_owner_text_falls_back_to_ours_and_still_sends(stack, caplog):
+    now = stack.clock.now()
+    with stack.session() as s:
+        owner = make_owner(s, now)
+        owner.preferences = {"texts": {"es": {"confirm_request": "Subject: Hola {{ no_such_field }}\n\nx\n"}}}
+        make_appointment(s, owner, now, now + timedelta(days=5))
+    stack.run_due()
+    with stack.session() as s:
+        msg = s.scalar(select(Message).where(Message.kind == "confirm_request"))
+        assert msg.status == "sent" and "no_such_field" not in msg.subject
+    assert "owner text for es/confirm_request does not render" in caplog.text

@@ -20,10 +20,10 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from sqlalchemy.orm.attributes import flag_modified
 
+from channels.render import sandbox
 from web.auth import COMMON_ZONES, db, login_required, valid_timezone
 from web.context import get_context
 from workflows.policy import Policy
@@ -256,9 +256,7 @@ def sample_context(owner: Any, lang: str, kind: str) -> dict[str, Any]:
     return ctx
 
 
-# The same options as channels/render.py, in Jinja's sandbox, with the shipped templates loadable for includes.
-_sandbox = SandboxedEnvironment(loader=FileSystemLoader(str(CHANNEL_TEMPLATES)), undefined=StrictUndefined,
-                                autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+_sandbox = sandbox  # the same sandbox that renders the owner's texts when messages are sent (channels/render.py)
 
 
 def render_preview(source: str, context: dict[str, Any]) -> tuple[str, str, str]:

@@ -58,7 +58,8 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
                 return Defer(*later)
     context = message_context(ctx.settings, owner, client, appt, locale, tz, policy)
     context.update(decision.context)
-    rendered = render(decision.kind, locale, context)
+    owner_texts = ((owner.preferences or {}).get("texts") or {}).get(locale) or {}
+    rendered = render(decision.kind, locale, context, owner_text=owner_texts.get(decision.kind))
     msg = Message(owner_id=owner.id, client_id=client.id, appointment_id=appt.id if appt else None,
                   step_id=step.id, kind=decision.kind, channel="email", recipient=recipient, locale=locale,
                   subject=rendered.subject, body_text=rendered.text, body_html="", idempotency_key=key,
