@@ -80,8 +80,6 @@ def test_sequential_guessing_is_throttled_and_spraying_hits_the_address_limit(we
     assert sprayed[-1] == 429, "many accounts from one address hit the per-address limit"
 
 
-@pytest.mark.xfail(strict=False, reason="web/auth.py checks the counter before verifying and increments after, so "
-                   "concurrent guesses all pass the check; fix: INCR first, then compare (reported to issue 6)")
 def test_a_concurrent_guessing_burst_gets_no_more_guesses(web: str) -> None:
     _sign_up(web, "eva@example.com")
     with ThreadPoolExecutor(max_workers=16) as pool:
