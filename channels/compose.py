@@ -16,7 +16,7 @@ from store.models import Appointment, Client, Message, Owner
 
 def outgoing_for(settings: Settings, session: Session, msg: Message) -> OutgoingMessage:
     client = session.get(Client, msg.client_id) if msg.client_id else None
-    to_client = client is not None and msg.recipient == client.email
+    to_client = client is not None and msg.recipient in (client.email, client.phone)  # email, SMS or WhatsApp
     unsubscribe = make_link(settings, "unsubscribe", client_id=client.id) if to_client and client else ""
     attachments = ()
     if to_client and msg.kind in ICS_KINDS and msg.appointment_id:

@@ -84,3 +84,28 @@ def test_a_broken_owner_text_falls_back_to_ours_and_still_sends(stack, caplog):
         msg = s.scalar(select(Message).where(Message.kind == "confirm_request"))
         assert msg.status == "sent" and "no_such_field" not in msg.subject
     assert "owner text for es/confirm_request does not render" in caplog.text
+
+
+def test_a_client_who_prefers_whatsapp_gets_it_and_others_keep_email(stack, monkeypatch):
+    from dataclasses import replace
+
+    from tests.fakes.twilio import RunningTwilio
+
+    sid, token = "AC" + "2" * 32, "twilio-token-secret"
+    now = stack.clock.now()
+    with RunningTwilio(sid, token) as fake:
+        monkeypatch.setattr(stack.ctx, "settings", replace(
+            stack.settings, twilio_account_sid=sid, twilio_auth_token=token, twilio_from="+34910000000",
+            twilio_whatsapp_from="+34910000001", twilio_host=fake.url))
+        with stack.session() as s:
+            owner = make_owner(s, now)
+            wa = make_appointment(s, owner, now, now + timedelta(days=5), client_email="wa@example.com")
+            wa.client.preferred_channel, wa.client.phone = "whatsapp", "+34600111222"
+            no_phone = make_appointment(s, owner, now, now + timedelta(days=6), client_email="nophone@example.com")
+            no_phone.client.preferred_channel = "sms"  # no number: email it is
+        stack.run_due()
+    assert [m["to"] for m in fake.sent] == ["whatsapp:+34600111222"]
+    assert "Baja: http://reagenda.test/l/" in fake.sent[0]["body"]
+    with stack.session() as s:
+        rows = {m.recipient: m.channel for m in s.scalars(select(Message).where(Message.status == "sent"))}
+    assert rows == {"+34600111222": "whatsapp", "nophone@example.com": "email"}

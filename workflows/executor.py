@@ -109,8 +109,8 @@ def _run(ctx: Context, step_id: int) -> str:
     with ctx.session() as session:
         msg = session.get(Message, message_id)
         assert msg is not None
-        message = outbound.outgoing(ctx, session, msg)
-    provider_id = outbound.deliver(ctx, message)  # outside any transaction: a slow provider holds no connection
+        message, medium = outbound.outgoing(ctx, session, msg), msg.channel
+    provider_id = outbound.deliver(ctx, message, medium)  # outside any transaction: a slow provider holds no connection
     _record_sent(ctx, step_id, message_id, provider_id)
     return "sent"
 

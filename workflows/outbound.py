@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from channels.base import OutgoingMessage
 from channels.compose import outgoing_for
-from channels.registry import email_channel
+from channels.registry import message_channel
 from channels.render import format_when, pick_locale, render
 from reagenda.runtime import Context
 from reagenda.settings import Settings
@@ -44,12 +44,15 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
     assert owner is not None
     appt = session.get(Appointment, decision.appointment_id) if decision.appointment_id else None
     policy = Policy.from_dict(appt.policy) if appt is not None else client_policy(owner, client)
+    medium = "email"
     if decision.to_owner:
         recipient, locale, tz = owner.email, pick_locale(owner.locale), owner.timezone
     else:
-        if "email" in (client.opted_out or []):
-            return Skip("client opted out of email")
-        recipient, locale, tz = client.email, pick_locale(client.locale, owner.locale), client.timezone or owner.timezone
+        medium = medium_for(ctx.settings, client)
+        if medium in (client.opted_out or []):
+            return Skip(f"client opted out of {medium}")
+        recipient = client.email if medium == "email" else client.phone
+        locale, tz = pick_locale(client.locale, owner.locale), client.timezone or owner.timezone
         if not (decision.urgent or (step.payload or {}).get("client_triggered")):
             later = limits.defer_until(now, tz, policy, sent_today=counted_today(session, client, tz, now),
                                        deadline=appt.starts_at if appt is not None and appt.status == "scheduled"
@@ -61,7 +64,7 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
     owner_texts = ((owner.preferences or {}).get("texts") or {}).get(locale) or {}
     rendered = render(decision.kind, locale, context, owner_text=owner_texts.get(decision.kind))
     msg = Message(owner_id=owner.id, client_id=client.id, appointment_id=appt.id if appt else None,
-                  step_id=step.id, kind=decision.kind, channel="email", recipient=recipient, locale=locale,
+                  step_id=step.id, kind=decision.kind, channel=medium, recipient=recipient, locale=locale,
                   subject=rendered.subject, body_text=rendered.text, body_html="", idempotency_key=key,
                   status="pending", provider_id="", error="", created_at=now)
     session.add(msg)
@@ -152,6 +155,20 @@ def outgoing(ctx: Context, session: Session, msg: Message) -> OutgoingMessage:
     return outgoing_for(ctx.settings, session, msg)
 
 
-def deliver(ctx: Context, message: OutgoingMessage) -> str:
-    """Call the email channel (outside any transaction: a slow provider holds no database connection)."""
-    return email_channel(ctx.settings).send(message)
+def deliver(ctx: Context, message: OutgoingMessage, medium: str = "email") -> str:
+    """Call the channel (outside any transaction: a slow provider holds no database connection)."""
+    return message_channel(ctx.settings, medium).send(message)
+
+
+def medium_for(settings: Settings, client: Client) -> str:
+    """The client's preferred channel when it can be used (a phone number, Twilio configured and installed);
+    email otherwise, so a preference the installation cannot honour never silences a client."""
+    preferred = client.preferred_channel or "email"
+    if preferred not in ("sms", "whatsapp") or not client.phone:
+        return "email"
+    sender = settings.twilio_from if preferred == "sms" else settings.twilio_whatsapp_from
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and sender):
+        return "email"
+    from channels.twilio_sms import TwilioSMSChannel
+
+    return preferred if TwilioSMSChannel.enabled() else "email"
