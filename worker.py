@@ -6,6 +6,7 @@ It builds the runtime context once (database engine, Redis, clock) and installs 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import time
 
@@ -19,10 +20,45 @@ log = logging.getLogger("reagenda.worker")
 _RECONNECT_S = 1.0
 
 
+def preload() -> None:
+    """Import everything a job can need before the first fork.
+
+    RQ's default worker forks a work horse per job; whatever the parent has not imported, every horse imports
+    again (the Google client, the SendGrid library, the templates), which measured ~0.2 s per job here. Imported
+    once in the parent, the horses share it copy-on-write.
+    """
+    import channels.compose  # noqa: F401
+    import workflows.jobs  # noqa: F401
+    import workflows.push_renewal  # noqa: F401
+    import workflows.sync  # noqa: F401
+    from channels import registry as channel_registry
+    from connectors import registry as connector_registry
+    from workflows import kinds
+
+    kinds._load()
+    channel_registry._load()
+    connector_registry._load()
+    # Compiled templates and Babel's locale data are cached on first use: warm both for every horse to share.
+    from datetime import datetime, timezone
+
+    from channels.render import SUPPORTED_LOCALES, _env, format_when
+
+    for name in _env.list_templates(filter_func=lambda n: n.endswith(".txt")):
+        _env.get_template(name)
+    for locale in SUPPORTED_LOCALES:
+        format_when(datetime.now(timezone.utc), "Europe/Madrid", locale)
+    for optional in ("channels.sendgrid", "channels.smtp", "channels.twilio_sms"):
+        try:
+            importlib.import_module(optional)
+        except ImportError:  # an optional channel whose library is not installed
+            pass
+
+
 def run(settings: Settings, *, burst: bool = False, simple: bool = False) -> None:
     """Work the queue. ``simple`` runs jobs in this process (faster, no fork) instead of a forked work horse."""
     ctx = runtime.build(settings)
     runtime.install(ctx)
+    preload()
     cls = SimpleWorker if simple else Worker
     try:
         while True:
