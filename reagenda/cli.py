@@ -243,8 +243,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             embedded = EmbeddedRedis(settings.embedded_redis_socket).start()
             env["REDIS_URL"] = embedded.url
         _build_or_fail(load(env)).close()
-        for name in ("web", "worker", "dispatcher"):
-            cmd = [sys.executable, "-m", "reagenda.cli", name]
+        # The worker runs jobs in-process (--simple): forking a work horse per job measured ~10x slower here
+        # (bench/dispatch.py), and a worker that dies is covered by the reconciler (tests/faults).
+        for name, extra in (("web", []), ("worker", ["--simple"]), ("dispatcher", [])):
+            cmd = [sys.executable, "-m", "reagenda.cli", name, *extra]
             proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_parent)
             children.append((name, proc))
         print(f"Reagenda is running on http://localhost:{port} (web, worker, dispatcher"
