@@ -5,6 +5,8 @@ dataclass by hand; channels still fill in Reply-To, Message-ID and List-Unsubscr
 """
 from __future__ import annotations
 
+from email.utils import formataddr, parseaddr
+
 from sqlalchemy.orm import Session
 
 from channels.base import OutgoingMessage
@@ -31,7 +33,7 @@ def outgoing_for(settings: Settings, session: Session, msg: Message) -> Outgoing
                 organizer_name=owner.business_name or owner.name, attendee_email=client.email,
                 location=appt.location, url=appt.meeting_link, now=msg.created_at),)
     return OutgoingMessage(
-        idempotency_key=msg.idempotency_key, recipient=msg.recipient, sender=settings.email_from,
+        idempotency_key=msg.idempotency_key, recipient=msg.recipient, sender=sender_for(settings, session, msg),
         subject=msg.subject, text=msg.body_text, html=msg.body_html, message_id=msg.id, locale=msg.locale,
         kind=msg.kind, unsubscribe_url=unsubscribe, attachments=attachments)
 
@@ -52,3 +54,13 @@ def mark_address_rejected(session: Session, msg: Message, reason: str) -> Client
         client.opted_out = [*(client.opted_out or []), medium]
     session.flush()
     return client
+
+
+def sender_for(settings: Settings, session: Session, msg: Message) -> str:
+    """EMAIL_FROM's address under the owner's sender name from Settings (or the business name), so a client
+    sees "Estudio Lumen <citas@…>" rather than the installation's name."""
+    name, address = parseaddr(settings.email_from)
+    owner = session.get(Owner, msg.owner_id)
+    if owner is not None:
+        name = (owner.preferences or {}).get("sender_name") or owner.business_name or name
+    return formataddr((name, address)) if address else settings.email_from

@@ -109,3 +109,25 @@ def test_a_client_who_prefers_whatsapp_gets_it_and_others_keep_email(stack, monk
     with stack.session() as s:
         rows = {m.recipient: m.channel for m in s.scalars(select(Message).where(Message.status == "sent"))}
     assert rows == {"+34600111222": "whatsapp", "nophone@example.com": "email"}
+
+
+def test_mail_comes_from_the_owners_sender_name(stack):
+    now = stack.clock.now()
+    with stack.session() as s:
+        owner = make_owner(s, now)
+        make_appointment(s, owner, now, now + timedelta(days=5))
+    stack.run_due()
+    assert _outbox_mail(stack, "confirm_request")["From"] == "Estudio Lumen <citas@localhost>"
+
+    with stack.session() as s:
+        owner = make_owner(s, now, email="otro@example.com")
+        owner.preferences = {"sender_name": "Ana, de Lumen"}
+        make_appointment(s, owner, now, now + timedelta(days=6), client_email="otra@example.com")
+    stack.run_due()
+    with stack.session() as s:
+        msg = s.scalar(select(Message).where(Message.recipient == "otra@example.com",
+                                             Message.kind == "confirm_request"))
+        path = stack.settings.outbox_dir / f"{msg.idempotency_key}.eml"
+    mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert mail["From"].addresses[0].display_name == "Ana, de Lumen"
+    assert mail["From"].addresses[0].addr_spec == "citas@localhost"

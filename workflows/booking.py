@@ -104,8 +104,14 @@ def booking_settings(session: Session, owner: Owner) -> BookingSettings | None:
 
 
 def rules_for(session: Session, owner: Owner) -> BookingRules:
+    """The booking rules; without booking-specific hours, the working hours from the owner's Settings page
+    (``preferences["working_hours"]``: days plus opening and closing time) are what clients can book."""
     bs = booking_settings(session, owner)
-    return BookingRules.from_dict(owner.timezone, bs.rules if bs else None)
+    rules = dict(bs.rules) if bs and bs.rules else {}
+    working = (owner.preferences or {}).get("working_hours")
+    if "hours" not in rules and working and working.get("start") and working.get("end"):
+        rules["hours"] = {day: [[working["start"], working["end"]]] for day in working.get("days") or []}
+    return BookingRules.from_dict(owner.timezone, rules or None)
 
 
 def shape_of(atype: AppointmentType) -> SlotShape:
