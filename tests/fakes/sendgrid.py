@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.serving import ThreadedServer
 
 VALID_KEY_PREFIX = "SG."
 
@@ -106,15 +107,11 @@ class RunningFake:
 
     def __init__(self) -> None:
         self.app = FakeSendGrid()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.app.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = ThreadedServer(self.app)
 
     def __enter__(self) -> FakeSendGrid:
-        self.thread.start()
+        self.app.url = self.server.start()
         return self.app
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.stop()

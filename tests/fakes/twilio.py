@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.serving import ThreadedServer
 
 E164 = re.compile(r"^(whatsapp:)?\+[1-9]\d{6,14}$")
 
@@ -72,15 +72,11 @@ def _error(status: int, code: int, message: str) -> Response:
 class RunningTwilio:
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.app = FakeTwilio(account_sid, auth_token)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.app.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = ThreadedServer(self.app)
 
     def __enter__(self) -> FakeTwilio:
-        self.thread.start()
+        self.app.url = self.server.start()
         return self.app
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.stop()
