@@ -5,6 +5,7 @@ changes an appointment re-plans it the same way.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from store.models import Appointment, Client, Owner
 from workflows import ledger
 from workflows.policy import Policy
-from workflows.steps import client_policy, replan_appointment
+from workflows.steps import client_policy, plan_new_appointments, replan_appointment
 
 
 def client_for(session: Session, owner: Owner, email: str, *, name: str = "", now: datetime,
@@ -29,30 +30,66 @@ def client_for(session: Session, owner: Owner, email: str, *, name: str = "", no
     return client
 
 
+@dataclass(frozen=True)
+class NewAppointment:
+    """What the calendar (or a booking) says about an appointment Reagenda has not seen before."""
+
+    client: Client
+    external_uid: str
+    starts_at: datetime
+    ends_at: datetime
+    title: str = ""
+    location: str = ""
+    meeting_link: str = ""
+    calendar_id: int | None = None
+    recurrence_id: str = ""
+
+
 def record_new(session: Session, *, owner: Owner, client: Client, external_uid: str, starts_at: datetime,
                ends_at: datetime, now: datetime, title: str = "", location: str = "", meeting_link: str = "",
                calendar_id: int | None = None, recurrence_id: str = "") -> Appointment:
-    """A new appointment: snapshot the owner's policy (with the client's stricter overrides) onto it, take its
-    deposit (or the one carried over from a cancellation in grace) and plan its steps."""
-    appt = Appointment(
-        owner_id=owner.id, client_id=client.id, calendar_id=calendar_id, external_uid=external_uid,
-        recurrence_id=recurrence_id, title=title, starts_at=starts_at, ends_at=ends_at, location=location,
-        meeting_link=meeting_link, status="scheduled", confirmation="pending", attendance="unknown",
-        policy=client_policy(owner, client).to_dict(), start_seen_at=now, created_at=now, updated_at=now,
-        move_count=0, late_move_count=0, late_cancel=False, cancelled_by="",
-    )
-    appt.owner, appt.client = owner, client
-    session.add(appt)
+    """One new appointment (see ``record_new_many``)."""
+    return record_new_many(session, owner, [NewAppointment(
+        client=client, external_uid=external_uid, starts_at=starts_at, ends_at=ends_at, title=title,
+        location=location, meeting_link=meeting_link, calendar_id=calendar_id, recurrence_id=recurrence_id)], now)[0]
+
+
+def record_new_many(session: Session, owner: Owner, items: list[NewAppointment], now: datetime) -> list[Appointment]:
+    """New appointments: snapshot the owner's policy (with each client's stricter overrides) onto each, take its
+    deposit (or the one carried over from a cancellation in grace) and plan its steps.
+
+    One call for a whole batch because a first sync of a calendar used for years brings thousands at once: the
+    appointments go in as one multi-row insert, their deposits and steps as two more, instead of a dozen
+    statements per appointment."""
+    if not items:
+        return []
+    policies: dict[int, dict] = {}
+    appts = []
+    for item in items:
+        client = item.client
+        if client.id not in policies:
+            policies[client.id] = client_policy(owner, client).to_dict()
+        appt = Appointment(
+            owner_id=owner.id, client_id=client.id, calendar_id=item.calendar_id, external_uid=item.external_uid,
+            recurrence_id=item.recurrence_id, title=item.title, starts_at=item.starts_at, ends_at=item.ends_at,
+            location=item.location, meeting_link=item.meeting_link, status="scheduled", confirmation="pending",
+            attendance="unknown", policy=dict(policies[client.id]), start_seen_at=now, created_at=now,
+            updated_at=now, move_count=0, late_move_count=0, late_cancel=False, cancelled_by="",
+        )
+        appt.owner, appt.client = owner, client
+        appts.append(appt)
+    session.add_all(appts)
     session.flush()
-    ledger.deposit_for_new(session, appt, client, now)
-    replan_appointment(session, appt, now)
-    if client.state in ("ghosting", "closed"):
+    ledger.deposits_for_new(session, appts, now)
+    plan_new_appointments(session, appts, now)
+    returning = {item.client.id: item.client for item in items if item.client.state in ("ghosting", "closed")}
+    for client in returning.values():
         # Booking again is the clearest answer there is: the ultimatum stops and a closed file reopens.
         from workflows.steps import replan_client
 
         client.state, client.ghost_started_at = "active", None
         replan_client(session, client, now)
-    return appt
+    return appts
 
 
 def record_move(session: Session, appt: Appointment, *, starts_at: datetime, ends_at: datetime,

@@ -41,7 +41,7 @@ from connectors.base import (AuthExpired, CalendarConnector, Changes, ConnectorE
 from reagenda.runtime import Context
 from store.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from store.models import Appointment, Calendar, CalendarConnection, Client, Owner
-from workflows.lifecycle import client_for, record_cancel, record_move, record_new
+from workflows.lifecycle import NewAppointment, client_for, record_cancel, record_move, record_new_many
 from workflows.steps import replan_appointment
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,7 @@ def apply_changes(session: Session, cal: Calendar, owner: Owner, changes: Change
     for i in range(0, len(uids), APPLY_BATCH):
         chunk = uids[i:i + APPLY_BATCH]
         local = _local(session, cal.id, chunk)
+        new: list[NewAppointment] = []  # recorded together at the end of the chunk
         # Queries inside the lifecycle functions need not flush what this loop changed; each chunk flushes once.
         with session.no_autoflush:
             for uid in chunk:
@@ -352,7 +353,7 @@ def apply_changes(session: Session, cal: Calendar, owner: Owner, changes: Change
                     seen.add(occ.recurrence_id)
                     assert clients is not None
                     event = _apply_one(session, cal, owner, occ, mine.get(occ.recurrence_id), owner_emails, prefixes,
-                                       now, clients)
+                                       now, clients, new)
                     if event:
                         events.append(event)
                 if uid in deleted or uid in complete or changes.full:
@@ -362,6 +363,8 @@ def apply_changes(session: Session, cal: Calendar, owner: Owner, changes: Change
                         event = _gone(session, cal, appt, now)
                         if event:
                             events.append(event)
+        for appt in record_new_many(session, owner, new, now):
+            events.append(DomainEvent("new", cal.id, appt.id))  # calendar_state defaults to "active"
         session.flush()
     return events
 
@@ -383,7 +386,9 @@ class _Clients:
 
 def _apply_one(session: Session, cal: Calendar, owner: Owner, occ: EventOccurrence, appt: Appointment | None,
                owner_emails: set[str], prefixes: tuple[str, ...], now: datetime,
-               clients: "_Clients") -> DomainEvent | None:
+               clients: "_Clients", new: list[NewAppointment]) -> DomainEvent | None:
+    """Apply one occurrence to its local appointment (if any). A new appointment is added to ``new`` for the
+    caller to record with the rest of its batch."""
     email = client_email_for(occ, owner_emails, prefixes)
     if not email:
         if appt is not None:  # the client was removed from the event: it is busy time now, not an appointment
@@ -395,10 +400,10 @@ def _apply_one(session: Session, cal: Calendar, owner: Owner, occ: EventOccurren
             return None  # never create a cancelled appointment, nor one that is already over
         name = next((a.name for a in occ.attendees if a.email.lower() == email), "")
         client = clients.get(email, name)
-        appt = record_new(session, owner=owner, client=client, external_uid=occ.uid, starts_at=occ.starts_at,
-                          ends_at=occ.ends_at, now=now, title=occ.title, location=occ.location,
-                          meeting_link=occ.meeting_link, calendar_id=cal.id, recurrence_id=occ.recurrence_id)
-        return DomainEvent("new", cal.id, appt.id)  # calendar_state defaults to "active"
+        new.append(NewAppointment(client=client, external_uid=occ.uid, starts_at=occ.starts_at, ends_at=occ.ends_at,
+                                  title=occ.title, location=occ.location, meeting_link=occ.meeting_link,
+                                  calendar_id=cal.id, recurrence_id=occ.recurrence_id))
+        return None
     _refresh_details(appt, occ, now)
     if state != "active":
         if appt.calendar_state == state:
