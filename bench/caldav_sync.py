@@ -136,6 +136,9 @@ def reagenda_child(db_path: str, cal_url: str, url: str, username: str, password
     subprocess.run([sys.executable, "-c", f"from store.migrate import upgrade; upgrade({settings.database_url!r})"],
                    check=True, cwd=ROOT)  # in its own process: a worker does not carry alembic around
     ctx = runtime.build(settings, check=False)
+    from worker import preload
+
+    preload()  # what a worker has imported before its first job (the connector registry loads every provider)
     now = ctx.clock.now()
     with ctx.session() as s:
         owner = Owner(email=OWNER, name="Bench", business_name="Bench", timezone="Europe/Madrid", locale="es",

@@ -7,7 +7,9 @@ the library's helpers fetch changed objects one GET at a time:
 - RFC 6578 ``sync-collection`` REPORT with the stored token → changed hrefs + etags, deleted hrefs (404);
 - where a server has no sync-collection: one ``PROPFIND Depth: 1`` for every etag, compared with the etags kept
   in the cursor (logged once per calendar and process);
-- one ``calendar-multiget`` REPORT for all changed hrefs (batched only past ``quirks.multiget_batch``).
+- one ``calendar-multiget`` REPORT for all changed hrefs (batched only past ``quirks.multiget_batch``);
+- a full sync (no cursor) instead asks the collection's DAV:sync-token with a ``PROPFIND Depth: 0`` and takes every
+  object from one ``calendar-query`` REPORT (``quirks.full_sync_query``), falling back to the two above.
 
 An event's id (``EventOccurrence.uid``) is its resource name in the collection (``abc.ics``), like Google's event
 id: a deletion arrives as an href, and update/delete address the resource. Cursors are compact JSON owned by this
@@ -129,7 +131,7 @@ class CalDAVConnector:
         if status in (429, 503):
             raise RateLimited(f"CalDAV server {_host(url)} asks to slow down ({status})",
                               _retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
+        if status >= 500 and status != 501:  # 501 Not Implemented is an answer (no such method), not an outage
             raise ProviderUnavailable(f"CalDAV server {_host(url)} failed {method} {_path(url)} with {status}")
         raise _HTTPStatus(status, f"CalDAV server {_host(url)} answered {status} to {method} {_path(url)}")
 
@@ -190,6 +192,10 @@ class CalDAVConnector:
         if not self.quirks.sync_collection:
             return self._changes_by_etag(url, None, window_start, window_end)
         token = state.get("t") if state else None
+        if token is None and self.quirks.full_sync_query:
+            full = self._full_by_query(url, window_start, window_end)
+            if full is not None:
+                return full
         try:
             token, changed, deleted = self._sync_collection(url, token)
         except _SyncUnsupported as exc:
@@ -201,6 +207,46 @@ class CalDAVConnector:
         out.deleted_uids.extend(deleted)
         out.cursor = _write_cursor({"m": "sync", "t": token})
         out.full = state is None
+        return out
+
+    def _full_by_query(self, url: str, start: datetime, end: datetime) -> Changes | None:
+        """A full sync in two requests instead of a sync-collection listing plus a multiget of every object: the
+        collection's DAV:sync-token (RFC 6578 §4; asked first, so whatever changes meanwhile comes again in the
+        next sync-collection), then one calendar-query answering every object with its data. About half the
+        server time on Radicale. No time-range filter: an object the server cannot interpret must still reach
+        us, to be reported as skipped rather than taken for deleted.
+
+        None when the server offers no token or refuses the query; the caller then does the RFC 6578 initial
+        sync (sync-collection with an empty token, then calendar-multiget)."""
+        body = ('<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:sync-token/>'
+                "</d:prop></d:propfind>")
+        try:
+            root = _parse(self._send("PROPFIND", url, body, {**_XML, "Depth": "0"}).content, url)
+        except _HTTPStatus:
+            return None
+        token = _prop_text(root, "d:sync-token")
+        if not token:
+            return None
+        body = ('<?xml version="1.0" encoding="utf-8"?><c:calendar-query xmlns:d="DAV:" '
+                f'xmlns:c="{CAL}"><d:prop><d:getetag/><c:calendar-data/></d:prop>'
+                '<c:filter><c:comp-filter name="VCALENDAR"/></c:filter></c:calendar-query>')
+        try:
+            response = self._send("REPORT", url, body, {**_XML, "Depth": "1"})
+        except _HTTPStatus as exc:
+            log.info("CalDAV server %s refused a calendar-query (%s); doing a sync-collection", _host(url), exc.status)
+            return None
+        out = Changes()
+        for href, status, props in _responses(_parse(response.content, url)):
+            name = _name(href, url)
+            if name is None:
+                if status == 507:  # the server cut the answer short: take the long way
+                    return None
+                continue
+            if status == 200 and props.get("calendar-data") is None:
+                continue  # a member that is not calendar data (the query matched no VCALENDAR in it)
+            self._absorb(out, url, name, status, props.get("getetag", ""), props.get("calendar-data"), start, end)
+        out.cursor = _write_cursor({"m": "sync", "t": token})
+        out.full = True
         return out
 
     def _sync_collection(self, url: str, token: str | None) -> tuple[str, dict[str, str], list[str]]:
@@ -277,28 +323,31 @@ class CalDAVConnector:
         batch = max(1, self.quirks.multiget_batch)
         for i in range(0, len(names), batch):
             for name, status, etag, data in self._multiget(url, names[i:i + batch]):
-                if status in (404, 410) or (status == 200 and data is None):
-                    out.deleted_uids.append(name)
-                    continue
-                if status != 200:
-                    out.skipped.append(f"{_path(url)}{name}: server answered {status}")
-                    out.skipped_uids.append(name)
-                    continue
-                if clearly_outside(data, start, end):
-                    out.complete_uids.append(name)  # e.g. last year's event: nothing of it inside the window
-                    continue
-                got = expand(data, window_start=start, window_end=end, default_tz=self.default_tz, etag=etag,
-                             source=f"{_path(url)}{name}")
-                out.upserted.extend(replace(o, uid=name) for o in got.occurrences)
-                if got.skipped:
-                    out.skipped.extend(got.skipped)
-                if got.uids and not got.skipped:
-                    out.complete_uids.append(name)
-                elif got.skipped:
-                    out.skipped_uids.append(name)
-                else:
-                    out.complete_uids.append(name)  # e.g. a VTODO: no events, nothing of it to keep locally
+                self._absorb(out, url, name, status, etag, data, start, end)
         return out
+
+    def _absorb(self, out: Changes, url: str, name: str, status: int, etag: str, data: str | None,
+                start: datetime, end: datetime) -> None:
+        """One fetched object into ``out``: its occurrences in the window, or a deletion, or a skip."""
+        if status in (404, 410) or (status == 200 and data is None):
+            out.deleted_uids.append(name)
+            return
+        if status != 200:
+            out.skipped.append(f"{_path(url)}{name}: server answered {status}")
+            out.skipped_uids.append(name)
+            return
+        assert data is not None
+        if clearly_outside(data, start, end):
+            out.complete_uids.append(name)  # e.g. last year's event: nothing of it inside the window
+            return
+        got = expand(data, window_start=start, window_end=end, default_tz=self.default_tz, etag=etag,
+                     source=f"{_path(url)}{name}")
+        out.upserted.extend(replace(o, uid=name) for o in got.occurrences)
+        if got.skipped:
+            out.skipped.extend(got.skipped)
+            out.skipped_uids.append(name)
+        else:
+            out.complete_uids.append(name)  # a VTODO too: no events, nothing of it to keep locally
 
     def _multiget(self, url: str, names: list[str]) -> Iterator[tuple[str, int, str, str | None]]:
         if not names:
@@ -427,6 +476,16 @@ def _responses(root: Any) -> Iterator[tuple[str, int, dict[str, Any]]]:
         if not status:
             status = 404
         yield href, status, props
+
+
+def _prop_text(root: Any, prop: str) -> str:
+    """The text of a property in a successful propstat of a PROPFIND answer ('' when absent or failed)."""
+    for propstat in root.iterfind("d:response/d:propstat", _NS):
+        if _status(propstat.findtext("d:status", default="", namespaces=_NS)) == 200:
+            text = propstat.findtext(f"d:prop/{prop}", namespaces=_NS)
+            if text and text.strip():
+                return text.strip()
+    return ""
 
 
 def _status(line: str | None) -> int:

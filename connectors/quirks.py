@@ -20,6 +20,10 @@ class ServerQuirks:
     name: str = "generic"
     # RFC 6578 sync-collection REPORT works; otherwise compare etags from one PROPFIND Depth: 1.
     sync_collection: bool = True
+    # A full sync takes the DAV:sync-token property and every object from one calendar-query (two requests,
+    # about half the server time of a sync-collection listing plus a multiget of everything). Off for servers
+    # that cap calendar-query answers; refusals and truncated answers fall back by themselves.
+    full_sync_query: bool = True
     # Most hrefs per calendar-multiget REPORT; changes beyond it take more than one request.
     multiget_batch: int = 5000
     # Paths tried under a bare base URL during discovery, after the URL itself and /.well-known/caldav.

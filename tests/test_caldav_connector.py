@@ -1,6 +1,7 @@
 """CalDAV specifics beyond the contract: discovery, request economy, error mapping, quirks and the registry."""
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -63,7 +64,7 @@ def test_changed_objects_come_in_one_multiget_never_one_get_each(radicale, monke
     seen = _count_requests(monkeypatch, conn)
     full = conn.changes(cal_url, None, **W)
     assert len({o.uid for o in full.upserted}) == 12
-    assert [m for m, _ in seen] == ["REPORT", "REPORT"]  # sync-collection, then one calendar-multiget
+    assert [m for m, _ in seen] == ["PROPFIND", "REPORT"]  # the sync-token, then one calendar-query for all
     seen.clear()
     quiet = conn.changes(cal_url, full.cursor, **W)
     assert quiet.upserted == [] and [m for m, _ in seen] == ["REPORT"]  # no-change sync: one request
@@ -72,6 +73,24 @@ def test_changed_objects_come_in_one_multiget_never_one_get_each(radicale, monke
     seen.clear()
     assert len(conn.changes(cal_url, quiet.cursor, **W).upserted) == 3
     assert [m for m, _ in seen] == ["REPORT", "REPORT"] and all("GET" != m for m, _ in seen)
+
+
+def test_without_the_full_sync_query_a_first_sync_is_sync_collection_then_one_multiget(radicale, monkeypatch):
+    cal_url = radicale.make_calendar(f"sc-{uuid.uuid4().hex[:8]}")
+    for i in range(5):
+        radicale.put(cal_url, f"e{i}.ics", ics(f"e{i}", T0 + timedelta(days=i), T0 + timedelta(days=i, hours=1)))
+    by_query = _connector(radicale).changes(cal_url, None, **W)
+    conn = _connector(radicale, quirks={"full_sync_query": False})
+    seen = _count_requests(monkeypatch, conn)
+    listed = conn.changes(cal_url, None, **W)
+    assert [m for m, _ in seen] == ["REPORT", "REPORT"]  # sync-collection, then one calendar-multiget
+    assert sorted(listed.upserted, key=lambda o: o.uid) == sorted(by_query.upserted, key=lambda o: o.uid)
+    assert listed.full and by_query.full
+    # Both tokens are good for the next incremental sync, which sees a change made after either.
+    radicale.put(cal_url, "e1.ics", ics("e1", T0 + timedelta(days=1, hours=3), T0 + timedelta(days=1, hours=4)))
+    for cursor in (by_query.cursor, listed.cursor):
+        moved = conn.changes(cal_url, cursor, **W)
+        assert [o.starts_at for o in moved.upserted] == [T0 + timedelta(days=1, hours=3)] and not moved.full
 
 
 def test_etag_fallback_uses_one_propfind_and_logs_once(radicale, monkeypatch, caplog):
@@ -243,3 +262,48 @@ def test_a_truncated_sync_collection_is_followed_to_its_last_page():
     assert handler.pages == ["", "page1"]
     assert sorted({o.uid for o in got.upserted}) == ["a.ics", "b.ics"]
     assert '"t":"page2"' in got.cursor and got.full
+
+
+class _QueryRefused(_Truncated):
+    """Offers a DAV:sync-token but refuses calendar-query (as a server capping such answers would)."""
+
+    queries = 0
+
+    def do_PROPFIND(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        payload = (b'<d:multistatus xmlns:d="DAV:"><d:response><d:href>/cal/</d:href><d:propstat><d:prop>'
+                   b"<d:sync-token>t0</d:sync-token></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
+                   b"</d:response></d:multistatus>")
+        self.send_response(207)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_REPORT(self) -> None:  # noqa: N802
+        if self._peek_query():
+            type(self).queries += 1
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_REPORT()
+
+    def _peek_query(self) -> bool:
+        """Read the body once and keep it for the parent's handler."""
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.rfile = io.BytesIO(raw)
+        return b"calendar-query" in raw
+
+
+def test_a_refused_full_sync_query_falls_back_to_sync_collection_and_multiget():
+    handler = type("Handler", (_QueryRefused,), {"pages": [], "queries": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        got = CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert handler.queries == 1 and handler.pages == ["", "page1"]
+    assert sorted({o.uid for o in got.upserted}) == ["a.ics", "b.ics"] and '"t":"page2"' in got.cursor

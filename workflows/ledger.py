@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.db import is_postgres
@@ -122,25 +123,23 @@ def deposit_for_new(session: Session, appt: Appointment, client: Client, now: da
     return entry
 
 
-def deposits_for_new(session: Session, appts: list[Appointment], now: datetime) -> None:
-    """``deposit_for_new`` for a batch of new appointments: one query finds the few clients who may have a
-    carried-over deposit (they go one by one, so two new bookings never take the same one); every other deposit
-    is the policy's, inserted in one statement."""
-    client_ids = {a.client_id for a in appts}
+def deposits_for_new(session: Session, new: list[tuple[Any, Policy]], now: datetime) -> None:
+    """``deposit_for_new`` for a batch of new appointments (each with its policy): one query finds the few clients
+    who may have a carried-over deposit (they go one by one, so two new bookings never take the same one); every
+    other deposit is the policy's, inserted in one statement."""
+    client_ids = {appt.client_id for appt, _ in new}
     may_carry = set(session.scalars(select(LedgerEntry.client_id).where(
         LedgerEntry.client_id.in_(client_ids), LedgerEntry.kind == "carry_over").distinct()))
     rows = []
-    for appt in appts:
+    for appt, policy in new:
         if appt.client_id in may_carry:
             deposit_for_new(session, appt, appt.client, now)
-            continue
-        policy = Policy.from_dict(appt.policy)
-        if policy.deposit_cents > 0:
+        elif policy.deposit_cents > 0:
             rows.append({"owner_id": appt.owner_id, "client_id": appt.client_id, "appointment_id": appt.id,
                          "kind": "deposit", "amount_cents": policy.deposit_cents, "currency": policy.currency,
                          "reason": "deposit for this appointment", "invoice_number": None, "created_at": now})
     if rows:
-        session.execute(insert(LedgerEntry), rows)
+        session.execute(LedgerEntry.__table__.insert(), rows)
 
 
 def waive(session: Session, entry_or_appointment: LedgerEntry | Appointment, reason: str,

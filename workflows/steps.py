@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models import Appointment, Client, Owner, Reply, Step
@@ -32,14 +32,14 @@ def last_reply_at(session: Session, client_id: int) -> datetime | None:
 _UNSET: Any = object()
 
 
-def facts_for(appt: Appointment, session: Session | None = None, *,
-              last_reply: datetime | None = _UNSET) -> AppointmentFacts:
+def facts_for(appt: Appointment, session: Session | None = None, *, last_reply: datetime | None = _UNSET,
+              policy: Policy | None = None) -> AppointmentFacts:
     """The planner's view of an appointment. The client's last reply is read with ``session`` unless the caller
     already has it (``last_reply``, loaded for a whole batch)."""
     if last_reply is _UNSET:
         last_reply = last_reply_at(session, appt.client_id) if session is not None else None
     owner_tz = appt.owner.timezone if appt.owner else "UTC"
-    policy = Policy.from_dict(appt.policy)
+    policy = policy or Policy.from_dict(appt.policy)
     return AppointmentFacts(
         id=appt.id,
         owner_id=appt.owner_id,
@@ -87,26 +87,28 @@ def replan_appointment(session: Session, appt: Appointment, now: datetime) -> li
     return apply_plan(session, appt.owner_id, "appointment", appt.id, planned, now)
 
 
-def plan_new_appointments(session: Session, appts: list[Appointment], now: datetime) -> int:
-    """``replan_appointment`` for appointments just inserted, in bulk: they have no steps yet, so there is nothing
-    to compare with; the clients' last replies come from one query and the steps go in as one multi-row insert.
-    Returns how many steps were planned."""
-    if not appts:
+def plan_new_appointments(session: Session, new: list[tuple[Any, Policy]], now: datetime) -> int:
+    """``replan_appointment`` for appointments just inserted (each with its policy; an appointment here is anything
+    with its attributes, see ``lifecycle.record_new_many``), in bulk: they have no steps
+    yet, so there is nothing to compare with; the clients' last replies come from one query and the steps go in
+    as one multi-row insert. Returns how many steps were planned."""
+    if not new:
         return 0
-    client_ids = {a.client_id for a in appts}
+    client_ids = {appt.client_id for appt, _ in new}
     replies = dict(session.execute(
         select(Reply.client_id, func.max(Reply.received_at))
         .where(Reply.client_id.in_(client_ids), Reply.auto_reply.is_(False)).group_by(Reply.client_id)).all())
     rows = []
-    for appt in appts:
-        facts = facts_for(appt, last_reply=replies.get(appt.client_id))
-        for p in plan_appointment(facts, Policy.from_dict(appt.policy)):
+    for appt, policy in new:
+        facts = facts_for(appt, last_reply=replies.get(appt.client_id), policy=policy)
+        for p in plan_appointment(facts, policy):
             rows.append({"owner_id": appt.owner_id, "kind": p.kind, "subject_type": "appointment",
                          "subject_id": appt.id, "due_at": p.due_at, "idempotency_key": p.key, "payload": p.payload,
-                         "created_at": now, "state": "pending", "attempts": 0, "max_attempts": 5, "outcome": ""})
+                         "created_at": now, "state": "pending", "attempts": 0, "max_attempts": 5, "outcome": "",
+                         "claimed_at": None, "finished_at": None})
     if rows:
-        session.execute(insert(Step), rows)
-    log.debug("planned %d step(s) for %d new appointment(s)", len(rows), len(appts))
+        session.execute(Step.__table__.insert(), rows)  # Core executemany: no ORM bookkeeping per row
+    log.debug("planned %d step(s) for %d new appointment(s)", len(rows), len(new))
     return len(rows)
 
 

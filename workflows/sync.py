@@ -41,7 +41,7 @@ from connectors.base import (AuthExpired, CalendarConnector, Changes, ConnectorE
 from reagenda.runtime import Context
 from store.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from store.models import Appointment, Calendar, CalendarConnection, Client, Owner
-from workflows.lifecycle import NewAppointment, client_for, record_cancel, record_move, record_new_many
+from workflows.lifecycle import NewAppointment, new_client, record_cancel, record_move, record_new_many
 from workflows.steps import replan_appointment
 
 log = logging.getLogger(__name__)
@@ -363,8 +363,8 @@ def apply_changes(session: Session, cal: Calendar, owner: Owner, changes: Change
                         event = _gone(session, cal, appt, now)
                         if event:
                             events.append(event)
-        for appt in record_new_many(session, owner, new, now):
-            events.append(DomainEvent("new", cal.id, appt.id))  # calendar_state defaults to "active"
+        for appointment_id in record_new_many(session, owner, new, now):
+            events.append(DomainEvent("new", cal.id, appointment_id))
         session.flush()
     return events
 
@@ -379,7 +379,8 @@ class _Clients:
     def get(self, email: str, name: str) -> Client:
         client = self.by_email.get(email)
         if client is None:
-            client = client_for(self.session, self.owner, email, name=name, now=self.now)
+            client = new_client(self.owner, email, name=name, now=self.now)  # flushed with its batch
+            self.session.add(client)
             self.by_email[email] = client
         return client
 
