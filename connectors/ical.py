@@ -81,11 +81,12 @@ _MARGIN = timedelta(days=2)  # wider than any zone offset, so a date compare wit
 
 
 def clearly_outside(data: str | bytes, window_start: datetime, window_end: datetime) -> bool:
-    """True when ``data`` is one non-recurring event whose dates lie well outside the window, judged from the
-    text alone. Most of a long-used calendar is its past; this lets a sync skip parsing it. Anything unusual
-    (recurrence, several events, folded or missing dates) answers False and gets the full parse."""
+    """True when ``data`` is one event whose dates lie well outside the window, judged from the text alone. Most
+    of a long-used calendar is its past; this lets a sync skip parsing it. A series counts when its RRULE is
+    simple enough to bound its last occurrence (see ``_last_start``). Anything unusual (RDATE, overrides,
+    several events, folded or missing dates) answers False and gets the full parse."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    if "RRULE" in text or "RDATE" in text or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
+    if "RDATE" in text or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
         return False
     start, end = _DTSTART.findall(text), _DTEND.findall(text)
     if len(start) != 1 or len(end) != 1:
@@ -95,7 +96,47 @@ def clearly_outside(data: str | bytes, window_start: datetime, window_end: datet
         last = datetime.strptime(end[0], "%Y%m%d").date()
     except ValueError:
         return False
+    if "RRULE" in text:
+        rules = _RRULE.findall(text)
+        last_start = _last_start(rules[0], first) if len(rules) == 1 and text.count("RRULE") == 1 else None
+        if last_start is None:
+            return False
+        last = last_start + (last - first)
     return last + _MARGIN < window_start.date() or first - _MARGIN > window_end.date()
+
+
+_RRULE = re.compile(r"^RRULE:([^\r\n]*)", re.MULTILINE)
+_SIMPLE_PARTS = {"FREQ", "COUNT", "UNTIL", "INTERVAL", "BYDAY", "WKST"}
+_WEEKDAYS = {"MO", "TU", "WE", "TH", "FR", "SA", "SU"}
+
+
+def _last_start(rule: str, first: date) -> date | None:
+    """A date no occurrence of this series starts after, for the rules where that needs no expansion: DAILY or
+    WEEKLY (with plain BYDAY days), with UNTIL or COUNT. Every period of such a rule holds an occurrence, except
+    perhaps the first (a DTSTART off the BYDAY days), so COUNT + 1 periods always suffice. Any other rule: None,
+    and the expansion library decides."""
+    try:
+        parts = dict(part.split("=", 1) for part in rule.strip().upper().split(";"))
+    except ValueError:
+        return None
+    if not set(parts) <= _SIMPLE_PARTS:
+        return None
+    period = {"DAILY": 1, "WEEKLY": 7}.get(parts.get("FREQ", ""))
+    if period is None:
+        return None
+    if "BYDAY" in parts and (period != 7 or not set(parts["BYDAY"].split(",")) <= _WEEKDAYS):
+        return None
+    try:
+        interval = int(parts.get("INTERVAL", "1"))
+        if interval < 1:
+            return None
+        if "UNTIL" in parts:
+            return datetime.strptime(parts["UNTIL"][:8], "%Y%m%d").date()
+        if "COUNT" in parts:
+            return first + timedelta(days=(int(parts["COUNT"]) + 1) * interval * period)
+    except (ValueError, OverflowError):
+        return None
+    return None  # no end: it reaches the window
 
 
 def expand(data: str | bytes, *, window_start: datetime, window_end: datetime, default_tz: str | None = None,

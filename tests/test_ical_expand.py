@@ -1,7 +1,7 @@
 """ICS → occurrences: series with overrides, EXDATE, RDATE, all-day, floating, Windows and X-WR zones, bad input."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from connectors.ical import expand
 
@@ -119,6 +119,37 @@ def test_clearly_outside_skips_only_plain_events_far_from_the_window() -> None:
     assert not clearly_outside(near, W0, W1) and not clearly_outside(series, W0, W1)
     assert not clearly_outside(no_end, W0, W1)
     assert expand(near, window_start=W0, window_end=W1).occurrences  # the margin kept it: it is inside
+    ended = cal("UID:e\r\nDTSTART:20250102T100000Z\r\nDTEND:20250102T110000Z\r\nRRULE:FREQ=WEEKLY;COUNT=10")
+    monthly = cal("UID:m\r\nDTSTART:20250102T100000Z\r\nDTEND:20250102T110000Z\r\nRRULE:FREQ=MONTHLY;COUNT=3")
+    assert clearly_outside(ended, W0, W1) and not clearly_outside(monthly, W0, W1)
+
+
+def test_clearly_outside_never_hides_an_occurrence_the_library_finds() -> None:
+    """The text-only bound for simple series, checked against the expansion itself over many random rules."""
+    import random
+
+    from connectors.ical import clearly_outside
+
+    rng = random.Random(20261122)
+    days = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+    checked = skipped = 0
+    for _ in range(400):
+        start = datetime(2025, 1, 1, rng.randrange(0, 24), tzinfo=UTC) + timedelta(days=rng.randrange(0, 500))
+        length = timedelta(hours=rng.choice([1, 2, 30, 24 * 9]))
+        parts = [f"FREQ={rng.choice(['DAILY', 'WEEKLY'])}", f"INTERVAL={rng.randrange(1, 4)}"]
+        if parts[0] == "FREQ=WEEKLY" and rng.random() < 0.6:
+            parts.append("BYDAY=" + ",".join(rng.sample(days, rng.randrange(1, 4))))
+        if rng.random() < 0.5:
+            parts.append(f"COUNT={rng.randrange(1, 60)}")
+        else:
+            parts.append(f"UNTIL={(start + timedelta(days=rng.randrange(0, 300))):%Y%m%dT%H%M%SZ}")
+        text = cal(f"UID:r\r\nDTSTART:{start:%Y%m%dT%H%M%SZ}\r\nDTEND:{start + length:%Y%m%dT%H%M%SZ}\r\n"
+                   f"RRULE:{';'.join(parts)}")
+        if clearly_outside(text, W0, W1):
+            skipped += 1
+            assert expand(text, window_start=W0, window_end=W1).occurrences == [], text
+        checked += 1
+    assert skipped > 50 and checked == 400  # the bound did skip many, and never one with an occurrence
 
 
 def test_series_that_would_explode_are_skipped_and_described() -> None:
