@@ -162,6 +162,8 @@ class Step(Base):
     claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str] = mapped_column(Text, default="")  # why it was skipped / how it failed / what it did
+    # The RQ job carrying the step since it was queued (one job carries a batch); the reconciler checks it.
+    job_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime]
 
 

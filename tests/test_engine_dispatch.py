@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from rq.job import Job
 from sqlalchemy import func, select
 
 from reagenda import runtime
@@ -65,8 +66,10 @@ def test_two_dispatchers_on_postgres_claim_disjoint_sets(pg_stack, tmp_path):
     assert not errors
     assert counts["a"] > 0 and counts["b"] > 0, f"both dispatchers took part: {counts}"
     assert counts["a"] + counts["b"] == 3000
-    job_ids = stack.ctx.queue().get_job_ids()
-    assert len(job_ids) == 3000 and len(set(job_ids)) == 3000, "no step was claimed twice"
+    jobs = Job.fetch_many(stack.ctx.queue().get_job_ids(), connection=stack.ctx.redis)
+    carried = [sid for job in jobs for sid in (job.args[0] if isinstance(job.args[0], list) else [job.args[0]])]
+    assert len(carried) == 3000 and len(set(carried)) == 3000, "every step in exactly one job: none claimed twice"
+    assert len(jobs) < 3000, "steps travel in batches, not one job each"
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(Step).where(Step.state != "queued")) == 0
 

@@ -1,12 +1,15 @@
 """Moves due steps from the database onto RQ, and recovers steps that were lost on the way.
 
-The database is the truth: a step is claimed (state ``queued``) in one transaction, then enqueued with the
-deterministic job id ``step-<id>``. If Redis loses the job (flushed, restarted) or a worker dies mid-step, the
+The database is the truth: a step is claimed (state ``queued``) in one transaction, then enqueued. One RQ job
+carries up to ``STEPS_PER_JOB`` steps (RQ's own bookkeeping, about ten Redis round trips per job, is paid once per
+batch); its id is deterministic (``step-<id>`` for one step, ``steps-<first id>-<count>-<hash of the ids>`` for
+several) and kept in ``steps.job_id``. If Redis loses the job (flushed, restarted) or a worker dies mid-step, the
 reconciler returns the step to ``pending`` after ``reconcile_after_s`` and it is dispatched again; the executor's
 guarded claim and the message idempotency key make the second run safe.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,10 +28,23 @@ from store.models import Step
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "workflows.jobs.execute_step"
+BATCH_JOB_FUNC = "workflows.jobs.execute_steps"
 
 
 def job_id(step_id: int) -> str:
     return f"step-{step_id}"
+
+
+def batch_job_id(step_ids: list[int]) -> str:
+    """The job id for a batch: the same steps always give the same id (a re-dispatch replaces, never doubles)."""
+    if len(step_ids) == 1:
+        return job_id(step_ids[0])
+    digest = hashlib.sha1(",".join(map(str, step_ids)).encode()).hexdigest()[:12]
+    return f"steps-{step_ids[0]}-{len(step_ids)}-{digest}"
+
+
+def batches(step_ids: list[int], per_job: int) -> list[list[int]]:
+    return [step_ids[i:i + per_job] for i in range(0, len(step_ids), max(1, per_job))]
 
 
 def dispatch_due(ctx: Context, limit: int | None = None) -> int:
@@ -43,9 +59,11 @@ def dispatch_due(ctx: Context, limit: int | None = None) -> int:
         ids = list(session.scalars(query))
         if not ids:
             return 0
-        session.execute(update(Step).where(Step.id.in_(ids)).values(state="queued", claimed_at=now))
+        for batch in batches(ids, ctx.settings.steps_per_job):
+            session.execute(update(Step).where(Step.id.in_(batch))
+                            .values(state="queued", claimed_at=now, job_id=batch_job_id(batch)))
     try:
-        enqueue(ctx.queue(), ids)
+        enqueue(ctx.queue(), ids, per_job=ctx.settings.steps_per_job)
     except (redis.exceptions.RedisError, OSError) as exc:
         # Hand the steps back so the next tick retries them rather than waiting for the reconciler.
         with ctx.session() as session:
@@ -57,9 +75,17 @@ def dispatch_due(ctx: Context, limit: int | None = None) -> int:
     return len(ids)
 
 
-def enqueue(queue: Queue, step_ids: list[int]) -> None:
-    jobs = [Queue.prepare_data(JOB_FUNC, args=(sid,), job_id=job_id(sid), result_ttl=60, failure_ttl=86400,
-                               description=f"step {sid}") for sid in step_ids]
+def enqueue(queue: Queue, step_ids: list[int], per_job: int = 1) -> None:
+    """Put the steps on RQ, ``per_job`` to a job, in one pipeline."""
+    jobs = []
+    for batch in batches(step_ids, per_job):
+        if len(batch) == 1:
+            jobs.append(Queue.prepare_data(JOB_FUNC, args=(batch[0],), job_id=job_id(batch[0]), result_ttl=60,
+                                           failure_ttl=86400, description=f"step {batch[0]}"))
+        else:
+            jobs.append(Queue.prepare_data(BATCH_JOB_FUNC, args=(batch,), job_id=batch_job_id(batch),
+                                           result_ttl=60, failure_ttl=86400,
+                                           description=f"{len(batch)} steps from {batch[0]}"))
     with queue.connection.pipeline() as pipe:
         queue.enqueue_many(jobs, pipeline=pipe)
         pipe.execute()
@@ -78,9 +104,9 @@ def reconcile(ctx: Context, stale_after: timedelta | None = None) -> int:
         stale = list(session.scalars(select(Step).where(Step.state.in_(("queued", "running")),
                                                         Step.claimed_at <= cutoff).limit(1000)))
         for step in stale:
-            if _job_alive(ctx, step.id, stale_after):
+            if _job_alive(ctx, step.job_id or job_id(step.id), stale_after):
                 continue
-            step.state, step.claimed_at = "pending", None
+            step.state, step.claimed_at, step.job_id = "pending", None, None
             step.outcome = "recovered by the reconciler (job lost: Redis flushed or worker died)"
             recovered += 1
     if recovered:
@@ -88,9 +114,9 @@ def reconcile(ctx: Context, stale_after: timedelta | None = None) -> int:
     return recovered
 
 
-def _job_alive(ctx: Context, step_id: int, stale_after: timedelta) -> bool:
+def _job_alive(ctx: Context, jid: str, stale_after: timedelta) -> bool:
     try:
-        job = Job.fetch(job_id(step_id), connection=ctx.redis)
+        job = Job.fetch(jid, connection=ctx.redis)
     except Exception:  # noqa: BLE001 - NoSuchJobError, or a job whose data was flushed
         return False
     status = job.get_status(refresh=False)

@@ -39,15 +39,31 @@ def backoff(attempts: int) -> timedelta:
 
 
 def execute(ctx: Context, step_id: int) -> str:
+    """Run one step (see ``execute_many``)."""
+    return execute_many(ctx, [step_id])[step_id]
+
+
+def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
+    """Run a batch of steps (one RQ job carries several, see ``dispatcher.enqueue``): one guarded claim for all of
+    them, then each step on its own, with its own transactions and its own failure handling, so one bad step
+    never holds up or undoes another. Returns each step's outcome."""
     now = ctx.clock.now()
     with ctx.session() as session:
-        claimed = session.execute(
-            update(Step).where(Step.id == step_id, Step.state == "queued")
-            .values(state="running", claimed_at=now, attempts=Step.attempts + 1)
-        ).rowcount
-    if not claimed:
-        log.info("step %s is not queued any more (done, cancelled or claimed elsewhere); nothing to do", step_id)
-        return "not-claimed"
+        claimed = set(session.scalars(
+            update(Step).where(Step.id.in_(step_ids), Step.state == "queued")
+            .values(state="running", claimed_at=now, attempts=Step.attempts + 1).returning(Step.id)
+            .execution_options(synchronize_session=False)))
+    outcomes = {}
+    for step_id in step_ids:
+        if step_id not in claimed:
+            log.info("step %s is not queued any more (done, cancelled or claimed elsewhere); nothing to do", step_id)
+            outcomes[step_id] = "not-claimed"
+        else:
+            outcomes[step_id] = _execute_claimed(ctx, step_id)
+    return outcomes
+
+
+def _execute_claimed(ctx: Context, step_id: int) -> str:
     try:
         return _run(ctx, step_id)
     except AddressRejected as exc:
@@ -105,11 +121,8 @@ def _run(ctx: Context, step_id: int) -> str:
         msg.status = "sending"
         session.flush()
         message_id = msg.id
-    # The Message row is committed before the provider is called (see outbound).
-    with ctx.session() as session:
-        msg = session.get(Message, message_id)
-        assert msg is not None
         message, medium = outbound.outgoing(ctx, session, msg), msg.channel
+    # The Message row is committed (leaving the block above) before the provider is called (see outbound).
     provider_id = outbound.deliver(ctx, message, medium)  # outside any transaction: a slow provider holds no connection
     _record_sent(ctx, step_id, message_id, provider_id)
     return "sent"
@@ -134,11 +147,13 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) 
     while True:
         try:
             with ctx.session() as session:
-                msg = session.get(Message, message_id)
-                step = session.get(Step, step_id)
-                assert msg is not None and step is not None
-                msg.status, msg.provider_id, msg.sent_at, msg.error = "sent", provider_id, ctx.clock.now(), ""
-                step.state, step.finished_at, step.outcome = "done", ctx.clock.now(), f"sent message {message_id}"
+                sent_at = ctx.clock.now()
+                session.execute(update(Message).where(Message.id == message_id)
+                                .values(status="sent", provider_id=provider_id, sent_at=sent_at, error="")
+                                .execution_options(synchronize_session=False))
+                session.execute(update(Step).where(Step.id == step_id)
+                                .values(state="done", finished_at=sent_at, outcome=f"sent message {message_id}")
+                                .execution_options(synchronize_session=False))
             return
         except DBAPIError as exc:
             if time.monotonic() + pause > deadline:

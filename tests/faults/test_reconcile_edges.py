@@ -26,6 +26,12 @@ def _due_step(stack) -> int:  # type: ignore[no-untyped-def]
         return s.scalar(select(Step.id).where(Step.state == "queued", Step.kind.like("reminder_%")))
 
 
+def _job_of(stack, step_id: int) -> str:  # type: ignore[no-untyped-def]
+    """The RQ job carrying the step (a job may carry several due steps)."""
+    with stack.session() as s:
+        return s.get(Step, step_id).job_id
+
+
 def _state(stack, step_id: int) -> str:  # type: ignore[no-untyped-def]
     with stack.session() as s:
         return s.get(Step, step_id).state
@@ -39,15 +45,15 @@ def test_a_job_taken_off_the_queue_by_a_worker_that_died_is_recovered(stack):  #
     assert _state(stack, step_id) == "queued"
 
     queue = stack.ctx.queue()
-    stack.ctx.redis.lrem(queue.key, 0, dispatcher.job_id(step_id))  # what a dequeue does just before the kill
-    assert Job.fetch(dispatcher.job_id(step_id), connection=stack.ctx.redis).get_status() == "queued"
+    stack.ctx.redis.lrem(queue.key, 0, _job_of(stack, step_id))  # what a dequeue does just before the kill
+    assert Job.fetch(_job_of(stack, step_id), connection=stack.ctx.redis).get_status() == "queued"
     assert dispatcher.reconcile(stack.ctx) >= 1
     assert _state(stack, step_id) == "pending"
 
 
 def test_a_started_job_whose_heartbeat_stopped_is_recovered(stack):  # type: ignore[no-untyped-def]
     step_id = _due_step(stack)
-    job = Job.fetch(dispatcher.job_id(step_id), connection=stack.ctx.redis)
+    job = Job.fetch(_job_of(stack, step_id), connection=stack.ctx.redis)
     stack.ctx.redis.lrem(stack.ctx.queue().key, 0, job.id)
     job.set_status("started")
     stale_after = timedelta(seconds=stack.settings.reconcile_after_s)
