@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from channels.base import AddressRejected, ChannelNotConfigured, PermanentChannelError, TransientChannelError
+from channels.base import (AddressRejected, ChannelNotConfigured, OutgoingMessage, PermanentChannelError,
+                           TransientChannelError)
 from reagenda.runtime import Context
-from store.models import Message, Step
+from store.models import Appointment, Message, Step
 from workflows import outbound
 from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
@@ -44,28 +47,78 @@ def execute(ctx: Context, step_id: int) -> str:
 
 
 def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
-    """Run a batch of steps (one RQ job carries several, see ``dispatcher.enqueue``): one guarded claim for all of
-    them, then each step on its own, with its own transactions and its own failure handling, so one bad step
-    never holds up or undoes another. Returns each step's outcome."""
+    """Run a batch of steps (one RQ job carries several, see ``dispatcher.enqueue``). Returns each step's outcome.
+
+    One guarded claim for all of them; then every step is decided and its message recorded in one transaction
+    (the steps, their appointments, clients and owners loaded together), committed before any provider is called;
+    then each message is delivered and recorded as sent on its own, with its own failure handling. If deciding
+    any step raises, that transaction is rolled back and the batch runs one step at a time, so one bad step never
+    holds up or undoes another."""
     now = ctx.clock.now()
     with ctx.session() as session:
         claimed = set(session.scalars(
             update(Step).where(Step.id.in_(step_ids), Step.state == "queued")
             .values(state="running", claimed_at=now, attempts=Step.attempts + 1).returning(Step.id)
             .execution_options(synchronize_session=False)))
-    outcomes = {}
+    outcomes: dict[int, str] = {}
     for step_id in step_ids:
         if step_id not in claimed:
             log.info("step %s is not queued any more (done, cancelled or claimed elsewhere); nothing to do", step_id)
             outcomes[step_id] = "not-claimed"
-        else:
+    mine = [step_id for step_id in step_ids if step_id in claimed]
+    if len(mine) == 1:
+        outcomes[mine[0]] = _execute_claimed(ctx, mine[0])
+        return outcomes
+    decided: dict[int, str | _Outgoing] = {}
+    try:
+        with ctx.session() as session:
+            loaded = _preload(session, mine)  # held here: the session's identity map only keeps weak references
+            for step_id in mine:
+                decided[step_id] = _decide(ctx, session, step_id, now)
+            del loaded
+    except Exception as exc:  # noqa: BLE001 - nothing was committed: run the batch the slow, isolated way
+        log.warning("deciding a batch of %d steps failed (%s: %s); running them one at a time", len(mine),
+                    type(exc).__name__, exc)
+        for step_id in mine:
             outcomes[step_id] = _execute_claimed(ctx, step_id)
+        return outcomes
+    # One connection records every "sent" of the batch (each in its own short transaction, right after its
+    # delivery); it holds no transaction while a provider is called.
+    with ctx.engine.connect() as conn:
+        for step_id in mine:
+            result = decided[step_id]
+            outcomes[step_id] = result if isinstance(result, str) else _execute_claimed(ctx, step_id, result, conn)
     return outcomes
 
 
-def _execute_claimed(ctx: Context, step_id: int) -> str:
+def _preload(session: Session, step_ids: list[int]) -> list[object]:
+    """Load a batch's steps and their appointments (with clients and owners, joined) into the session, so the
+    handlers' ``session.get`` calls find them there instead of asking the database one by one. The caller keeps
+    the returned list alive for as long as the batch runs."""
+    steps: list[object] = list(session.scalars(select(Step).where(Step.id.in_(step_ids))))
+    appointment_ids = {s.subject_id for s in steps if s.subject_type == "appointment"}  # type: ignore[attr-defined]
+    if appointment_ids:
+        steps += list(session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids))).unique())
+    return steps
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A decided step whose message is recorded (committed) and waits for delivery."""
+
+    message_id: int
+    message: OutgoingMessage
+    medium: str
+
+
+def _execute_claimed(ctx: Context, step_id: int, outgoing: _Outgoing | None = None,
+                     conn: Connection | None = None) -> str:
+    """Run one claimed step (or deliver its already recorded message), turning every failure into a retry or a
+    visible failure."""
     try:
-        return _run(ctx, step_id)
+        if outgoing is None:
+            return _run(ctx, step_id)
+        return _deliver(ctx, step_id, outgoing, conn)
     except AddressRejected as exc:
         # The provider refused this client's address: mark the address (nothing more goes to it), keep the
         # channel for everyone else, and leave the failed step for the owner to see.
@@ -84,48 +137,57 @@ def _execute_claimed(ctx: Context, step_id: int) -> str:
 
 
 def _run(ctx: Context, step_id: int) -> str:
-    now = ctx.clock.now()
     with ctx.session() as session:
-        step = session.get(Step, step_id)
-        if step is None:
-            log.info("step %s was deleted; nothing to do", step_id)
-            return "gone"
-        handler = handler_for(step.kind)
-        if handler is None:
-            step.state, step.finished_at, step.outcome = "failed", now, f"no handler for step kind {step.kind!r}"
-            log.error("step %s has unknown kind %r", step_id, step.kind)
-            return "failed"
-        decision = handler(session, step, now)
-        if isinstance(decision, Send):
-            prepared = outbound.prepare(ctx, session, step, decision, now)
-            decision = prepared if isinstance(prepared, (Skip, Defer)) else decision
-        if isinstance(decision, Defer):
-            # Not a failure: hand the attempt back and run again later.
-            step.state, step.claimed_at, step.due_at = "pending", None, decision.until
-            step.attempts = max(0, step.attempts - 1)
-            step.payload = {**(step.payload or {}), "deferred": True}
-            step.outcome = f"deferred to {decision.until:%Y-%m-%d %H:%M}Z: {decision.reason}"
-            log.info("step %s (%s) deferred to %s: %s", step_id, step.kind, decision.until, decision.reason)
-            return "deferred"
-        if isinstance(decision, Skip):
-            step.state, step.finished_at, step.outcome = "skipped", now, decision.reason
-            log.info("step %s (%s) skipped: %s", step_id, step.kind, decision.reason)
-            return "skipped"
-        if isinstance(decision, Done):
-            step.state, step.finished_at, step.outcome = "done", now, decision.note
-            return "done"
-        msg = prepared
-        if msg.status == "sent":
-            step.state, step.finished_at, step.outcome = "done", now, "already sent (idempotency key matched)"
-            return "done"
-        msg.status = "sending"
-        session.flush()
-        message_id = msg.id
-        message, medium = outbound.outgoing(ctx, session, msg), msg.channel
+        result = _decide(ctx, session, step_id, ctx.clock.now())
     # The Message row is committed (leaving the block above) before the provider is called (see outbound).
-    provider_id = outbound.deliver(ctx, message, medium)  # outside any transaction: a slow provider holds no connection
-    _record_sent(ctx, step_id, message_id, provider_id)
+    return result if isinstance(result, str) else _deliver(ctx, step_id, result)
+
+
+def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection | None = None) -> str:
+    # Outside any transaction: a slow provider holds no transaction open.
+    provider_id = outbound.deliver(ctx, outgoing.message, outgoing.medium)
+    _record_sent(ctx, step_id, outgoing.message_id, provider_id, conn)
     return "sent"
+
+
+def _decide(ctx: Context, session: Session, step_id: int, now: datetime) -> str | _Outgoing:
+    """Re-decide a claimed step and record the outcome in ``session``: an outcome word, or the message to deliver
+    once the session is committed."""
+    step = session.get(Step, step_id)
+    if step is None:
+        log.info("step %s was deleted; nothing to do", step_id)
+        return "gone"
+    handler = handler_for(step.kind)
+    if handler is None:
+        step.state, step.finished_at, step.outcome = "failed", now, f"no handler for step kind {step.kind!r}"
+        log.error("step %s has unknown kind %r", step_id, step.kind)
+        return "failed"
+    decision = handler(session, step, now)
+    if isinstance(decision, Send):
+        prepared = outbound.prepare(ctx, session, step, decision, now)
+        decision = prepared if isinstance(prepared, (Skip, Defer)) else decision
+    if isinstance(decision, Defer):
+        # Not a failure: hand the attempt back and run again later.
+        step.state, step.claimed_at, step.due_at = "pending", None, decision.until
+        step.attempts = max(0, step.attempts - 1)
+        step.payload = {**(step.payload or {}), "deferred": True}
+        step.outcome = f"deferred to {decision.until:%Y-%m-%d %H:%M}Z: {decision.reason}"
+        log.info("step %s (%s) deferred to %s: %s", step_id, step.kind, decision.until, decision.reason)
+        return "deferred"
+    if isinstance(decision, Skip):
+        step.state, step.finished_at, step.outcome = "skipped", now, decision.reason
+        log.info("step %s (%s) skipped: %s", step_id, step.kind, decision.reason)
+        return "skipped"
+    if isinstance(decision, Done):
+        step.state, step.finished_at, step.outcome = "done", now, decision.note
+        return "done"
+    msg = prepared
+    if msg.status == "sent":
+        step.state, step.finished_at, step.outcome = "done", now, "already sent (idempotency key matched)"
+        return "done"
+    msg.status = "sending"
+    session.flush()
+    return _Outgoing(msg.id, outbound.outgoing(ctx, session, msg), msg.channel)
 
 
 def _mark_address(ctx: Context, step_id: int, reason: str) -> None:
@@ -139,9 +201,24 @@ def _mark_address(ctx: Context, step_id: int, reason: str) -> None:
                         step_id)
 
 
-def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) -> None:
+def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str,
+                 conn: Connection | None = None) -> None:
     """The provider has accepted the message: record that, retrying through a database restart for up to
-    ``RECORD_SENT_RETRY_S``, because giving up here would make the next attempt send the message again."""
+    ``RECORD_SENT_RETRY_S``, because giving up here would make the next attempt send the message again.
+    ``conn``: a connection the batch holds (no pool checkout per message); any trouble with it falls back to
+    the retrying path."""
+    if conn is not None:
+        try:
+            sent_at = ctx.clock.now()
+            with conn.begin():
+                conn.execute(update(Message.__table__).where(Message.__table__.c.id == message_id)
+                             .values(status="sent", provider_id=provider_id, sent_at=sent_at, error=""))
+                conn.execute(update(Step.__table__).where(Step.__table__.c.id == step_id)
+                             .values(state="done", finished_at=sent_at, outcome=f"sent message {message_id}"))
+            return
+        except DBAPIError as exc:
+            log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
+                        step_id, message_id, type(exc.orig).__name__)
     deadline = time.monotonic() + RECORD_SENT_RETRY_S
     pause = 0.2
     while True:
