@@ -249,16 +249,21 @@ class _Truncated(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_truncated_sync_collection_is_followed_to_its_last_page():
-    handler = type("Handler", (_Truncated,), {"pages": []})
+def _first_sync_against(handler: type[BaseHTTPRequestHandler]):  # type: ignore[no-untyped-def]
+    """A first sync against a scripted fake server."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
-        got = CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
+        return CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_truncated_sync_collection_is_followed_to_its_last_page():
+    handler = type("Handler", (_Truncated,), {"pages": []})
+    got = _first_sync_against(handler)
     assert handler.pages == ["", "page1"]
     assert sorted({o.uid for o in got.upserted}) == ["a.ics", "b.ics"]
     assert '"t":"page2"' in got.cursor and got.full
@@ -297,13 +302,6 @@ class _QueryRefused(_Truncated):
 
 def test_a_refused_full_sync_query_falls_back_to_sync_collection_and_multiget():
     handler = type("Handler", (_QueryRefused,), {"pages": [], "queries": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
-        got = CalDAVConnector({"url": url, "username": "ana", "password": "pw"}).changes(url, None, **W)
-    finally:
-        server.shutdown()
-        server.server_close()
+    got = _first_sync_against(handler)
     assert handler.queries == 1 and handler.pages == ["", "page1"]
     assert sorted({o.uid for o in got.upserted}) == ["a.ics", "b.ics"] and '"t":"page2"' in got.cursor
