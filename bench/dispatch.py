@@ -56,6 +56,7 @@ class FakeEmailAPI(BaseHTTPRequestHandler):
     """SendGrid's v3 mail send, as far as the client library needs: 202 and an X-Message-Id."""
 
     counter = None  # a multiprocessing.Value shared with the bench process
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API (every response carries a Content-Length)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers.get("Content-Length") or 0)

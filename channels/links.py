@@ -11,6 +11,7 @@ Use ``make_link`` in templates and ``read_link`` in the web route; ``read_link``
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
@@ -66,7 +67,13 @@ class LinkPayload:
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt="reagenda.link.v1")
+    return _serializer_for(settings.secret_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    """One serializer per key (every message signs several links; building one each time showed in profiles)."""
+    return URLSafeTimedSerializer(secret_key, salt="reagenda.link.v1")
 
 
 def _check_action(action: str) -> None:

@@ -9,20 +9,29 @@ Errors: 5xx, 429, timeouts and connection failures raise ``TransientChannelError
 backoff); a 400 that names the recipient raises ``PermanentChannelError`` (the address is marked, not the channel);
 401/403 (a bad API key) raise ``ChannelNotConfigured``. The API key never appears in a log or an error.
 ``SENDGRID_HOST`` points the library at a local fake in tests (``tests/fakes/sendgrid.py``).
+
+Requests go through the library's own client (URL, headers, JSON body, ``Response``, its ``HTTPError`` classes),
+with one change: they travel on a kept-alive connection (``channels.keepalive``) instead of a new urllib opener and
+TCP connection per message.
 """
 from __future__ import annotations
 
 import base64
+import http.client
+import io
 import json
 import logging
 import socket
 from email.utils import parseaddr
 from typing import Any
-from urllib.error import URLError
+from urllib.error import HTTPError as URLLibHTTPError, URLError
+
+import python_http_client
 
 from channels.base import (AddressRejected, Channel, ChannelNotConfigured, OutgoingMessage,
                            PermanentChannelError, TransientChannelError)
 from channels.html import text_to_html
+from channels.keepalive import KeptAlive
 from channels.registry import register
 from channels.threads import message_id_header, reply_address, thread_token
 
@@ -82,6 +91,61 @@ def build_payload(settings: Any, message: OutgoingMessage) -> dict[str, Any]:
     return body
 
 
+_CONNECTIONS = KeptAlive()
+
+
+class KeptAliveClient(python_http_client.Client):
+    """python_http_client's ``Client`` whose verb calls (``client.mail.send.post(...)``) reuse a kept-alive
+    connection. URL building, headers and the body are the library's; errors are the library's ``HTTPError``
+    subclasses, made by its own ``handle_error``."""
+
+    def _build_client(self, name: str | None = None) -> "KeptAliveClient":
+        url_path = self._url_path + [name] if name else self._url_path
+        return KeptAliveClient(host=self.host, version=self._version, request_headers=self.request_headers,
+                               url_path=url_path, append_slash=self.append_slash, timeout=self.timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.methods:
+            return super().__getattr__(name)
+        method = name.upper()
+
+        def http_request(request_body: Any = None, query_params: Any = None, request_headers: Any = None,
+                         timeout: float | None = None, **_: Any) -> python_http_client.client.Response:
+            if request_headers:
+                self._update_headers(request_headers)
+            data = None
+            if request_body is not None:
+                if self.request_headers.get("Content-Type", "application/json") != "application/json":
+                    data = request_body.encode("utf-8")
+                else:
+                    self.request_headers.setdefault("Content-Type", "application/json")
+                    data = json.dumps(request_body).encode("utf-8")
+            url = self._build_url(query_params)
+            reply = _CONNECTIONS.request(method, url, data, self.request_headers, timeout or self.timeout or TIMEOUT_S)
+            if reply.status >= 400:
+                raise python_http_client.exceptions.handle_error(
+                    URLLibHTTPError(url, reply.status, reply.reason, reply.headers, io.BytesIO(reply.body)))
+            return python_http_client.client.Response(_Answered(reply))
+
+        return http_request
+
+
+class _Answered:
+    """A ``keepalive.Reply`` in the shape python_http_client's ``Response`` reads (urllib's response methods)."""
+
+    def __init__(self, reply: Any) -> None:
+        self._reply = reply
+
+    def getcode(self) -> int:
+        return self._reply.status
+
+    def read(self) -> bytes:
+        return self._reply.body
+
+    def info(self) -> Any:
+        return self._reply.headers
+
+
 class SendGridChannel(Channel):
     key = "sendgrid"
 
@@ -95,7 +159,8 @@ class SendGridChannel(Channel):
 
         kwargs = {"host": self.settings.sendgrid_host} if self.settings.sendgrid_host else {}
         client = SendGridAPIClient(self.settings.sendgrid_api_key, **kwargs)
-        client.client.timeout = TIMEOUT_S
+        client.client = KeptAliveClient(host=client.host, request_headers=client.client.request_headers,
+                                        version=3, timeout=TIMEOUT_S)
         return client
 
     def send(self, message: OutgoingMessage) -> str:
@@ -106,7 +171,7 @@ class SendGridChannel(Channel):
             response = self._client().client.mail.send.post(request_body=payload)
         except HTTPError as exc:
             raise _classify(exc.status_code, exc.body, message.recipient) from None
-        except (URLError, socket.timeout, ConnectionError, TimeoutError) as exc:
+        except (URLError, socket.timeout, ConnectionError, TimeoutError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TransientChannelError(f"SendGrid could not be reached: {reason}") from None
         provider_id = (response.headers.get("X-Message-Id") if response.headers else None) or ""

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from channels.base import (AddressRejected, ChannelNotConfigured, OutgoingMessag
                            TransientChannelError)
 from reagenda.runtime import Context
 from store.models import Appointment, Message, Step
+from store.types import UTCDateTime
 from workflows import outbound
 from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
@@ -72,9 +73,11 @@ def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
     decided: dict[int, str | _Outgoing] = {}
     try:
         with ctx.session() as session:
-            loaded = _preload(session, mine)  # held here: the session's identity map only keeps weak references
-            for step_id in mine:
-                decided[step_id] = _decide(ctx, session, step_id, now)
+            loaded, known = _preload(session, mine, now)  # held: the identity map only keeps weak references
+            recorded = {step_id: _decide(ctx, session, step_id, now, known) for step_id in mine}
+            session.flush()  # the batch's messages in one INSERT; their ids go into Reply-To and Message-ID
+            decided = {step_id: r if isinstance(r, str) else _outgoing(ctx, session, r)
+                       for step_id, r in recorded.items()}
             del loaded
     except Exception as exc:  # noqa: BLE001 - nothing was committed: run the batch the slow, isolated way
         log.warning("deciding a batch of %d steps failed (%s: %s); running them one at a time", len(mine),
@@ -85,21 +88,28 @@ def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
     # One connection records every "sent" of the batch (each in its own short transaction, right after its
     # delivery); it holds no transaction while a provider is called.
     with ctx.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # see _record_sent_on
         for step_id in mine:
             result = decided[step_id]
             outcomes[step_id] = result if isinstance(result, str) else _execute_claimed(ctx, step_id, result, conn)
     return outcomes
 
 
-def _preload(session: Session, step_ids: list[int]) -> list[object]:
+def _preload(session: Session, step_ids: list[int], now: datetime) -> tuple[list[object], outbound.Known]:
     """Load a batch's steps and their appointments (with clients and owners, joined) into the session, so the
-    handlers' ``session.get`` calls find them there instead of asking the database one by one. The caller keeps
-    the returned list alive for as long as the batch runs."""
-    steps: list[object] = list(session.scalars(select(Step).where(Step.id.in_(step_ids))))
-    appointment_ids = {s.subject_id for s in steps if s.subject_type == "appointment"}  # type: ignore[attr-defined]
+    handlers' ``session.get`` calls find them there instead of asking the database one by one, and what
+    ``outbound.prepare`` would otherwise ask per step (``outbound.Known``). The caller keeps the returned list
+    alive for as long as the batch runs."""
+    steps = list(session.scalars(select(Step).where(Step.id.in_(step_ids))))
+    loaded: list[object] = list(steps)
+    appointment_ids = {s.subject_id for s in steps if s.subject_type == "appointment"}
+    client_ids = {s.subject_id for s in steps if s.subject_type == "client"}
     if appointment_ids:
-        steps += list(session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids))).unique())
-    return steps
+        appointments = list(session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids))).unique())
+        loaded += appointments
+        client_ids |= {a.client_id for a in appointments}
+    return loaded, outbound.Known(session, steps, client_ids, now)
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,9 @@ def _execute_claimed(ctx: Context, step_id: int, outgoing: _Outgoing | None = No
 def _run(ctx: Context, step_id: int) -> str:
     with ctx.session() as session:
         result = _decide(ctx, session, step_id, ctx.clock.now())
+        if not isinstance(result, str):
+            session.flush()
+            result = _outgoing(ctx, session, result)
     # The Message row is committed (leaving the block above) before the provider is called (see outbound).
     return result if isinstance(result, str) else _deliver(ctx, step_id, result)
 
@@ -150,9 +163,10 @@ def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection |
     return "sent"
 
 
-def _decide(ctx: Context, session: Session, step_id: int, now: datetime) -> str | _Outgoing:
+def _decide(ctx: Context, session: Session, step_id: int, now: datetime,
+            known: outbound.Known | None = None) -> str | Message:
     """Re-decide a claimed step and record the outcome in ``session``: an outcome word, or the message to deliver
-    once the session is committed."""
+    once the session is flushed (``_outgoing``) and committed."""
     step = session.get(Step, step_id)
     if step is None:
         log.info("step %s was deleted; nothing to do", step_id)
@@ -164,7 +178,7 @@ def _decide(ctx: Context, session: Session, step_id: int, now: datetime) -> str 
         return "failed"
     decision = handler(session, step, now)
     if isinstance(decision, Send):
-        prepared = outbound.prepare(ctx, session, step, decision, now)
+        prepared = outbound.prepare(ctx, session, step, decision, now, known)
         decision = prepared if isinstance(prepared, (Skip, Defer)) else decision
     if isinstance(decision, Defer):
         # Not a failure: hand the attempt back and run again later.
@@ -186,7 +200,11 @@ def _decide(ctx: Context, session: Session, step_id: int, now: datetime) -> str 
         step.state, step.finished_at, step.outcome = "done", now, "already sent (idempotency key matched)"
         return "done"
     msg.status = "sending"
-    session.flush()
+    return msg
+
+
+def _outgoing(ctx: Context, session: Session, msg: Message) -> _Outgoing:
+    """What the channel needs for a recorded (flushed) message."""
     return _Outgoing(msg.id, outbound.outgoing(ctx, session, msg), msg.channel)
 
 
@@ -209,12 +227,7 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str,
     the retrying path."""
     if conn is not None:
         try:
-            sent_at = ctx.clock.now()
-            with conn.begin():
-                conn.execute(update(Message.__table__).where(Message.__table__.c.id == message_id)
-                             .values(status="sent", provider_id=provider_id, sent_at=sent_at, error=""))
-                conn.execute(update(Step.__table__).where(Step.__table__.c.id == step_id)
-                             .values(state="done", finished_at=sent_at, outcome=f"sent message {message_id}"))
+            _record_sent_on(conn, step_id, message_id, provider_id, ctx.clock.now())
             return
         except DBAPIError as exc:
             log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
@@ -239,6 +252,30 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str,
                         step_id, message_id, type(exc.orig).__name__, pause)
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+# PostgreSQL: both rows in one statement, committed on its own (autocommit): one round trip per message.
+_SENT_ONE_STATEMENT = text(
+    "WITH m AS (UPDATE messages SET status = 'sent', provider_id = :provider_id, sent_at = :sent_at, error = '' "
+    "WHERE id = :message_id) "
+    "UPDATE steps SET state = 'done', finished_at = :sent_at, outcome = :outcome WHERE id = :step_id"
+).bindparams(bindparam("sent_at", type_=UTCDateTime))
+
+
+def _record_sent_on(conn: Connection, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> None:
+    """Mark the message sent and its step done, atomically, on a connection the batch holds. Recording a sent
+    message is the one write per message on the hot path, so on PostgreSQL it is a single statement on the
+    batch's autocommit connection; elsewhere two updates in one transaction."""
+    outcome = f"sent message {message_id}"
+    with conn.begin():  # under autocommit this only ends SQLAlchemy's own bookkeeping, so a broken connection
+        if conn.dialect.name == "postgresql":  # is replaced at the next message instead of poisoning the batch
+            conn.execute(_SENT_ONE_STATEMENT, dict(provider_id=provider_id, sent_at=sent_at, message_id=message_id,
+                                                   outcome=outcome, step_id=step_id))
+            return
+        conn.execute(update(Message.__table__).where(Message.__table__.c.id == message_id)
+                     .values(status="sent", provider_id=provider_id, sent_at=sent_at, error=""))
+        conn.execute(update(Step.__table__).where(Step.__table__.c.id == step_id)
+                     .values(state="done", finished_at=sent_at, outcome=outcome))
 
 
 def _retry_or_fail(ctx: Context, step_id: int, error: str, *, transient: bool = False) -> str:

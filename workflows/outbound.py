@@ -8,7 +8,7 @@ again under the same key.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -32,9 +32,54 @@ from workflows.steps import client_policy
 log = logging.getLogger(__name__)
 
 
-def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: datetime) -> Message | Skip | Defer:
+class Known:
+    """What a batch of steps looks up together before deciding: the messages already recorded under the batch's
+    idempotency keys, and each of the batch's clients' messages of the last two days (for the daily limit). With
+    it, deciding a step asks the database nothing; a key or client outside the batch is looked up as before."""
+
+    def __init__(self, session: Session, steps: list[Step], client_ids: set[int], now: datetime) -> None:
+        keys = {s.idempotency_key for s in steps}
+        self._keys = keys
+        self._messages: dict[str, Message] = {m.idempotency_key: m for m in session.scalars(
+            select(Message).where(Message.idempotency_key.in_(keys)))} if keys else {}
+        self._recent: dict[int, list[tuple[datetime, str, str, bool]]] = {c: [] for c in client_ids}
+        if client_ids:
+            rows = session.execute(
+                select(Message.client_id, Message.created_at, Message.recipient, Message.status, Step.payload)
+                .outerjoin(Step, Step.id == Message.step_id)
+                .where(Message.client_id.in_(client_ids), Message.created_at >= now - timedelta(days=2)))
+            for client_id, created_at, recipient, status, payload in rows:
+                self._recent[client_id].append((created_at, recipient, status,
+                                                bool((payload or {}).get("client_triggered"))))
+
+    def message(self, session: Session, key: str) -> Message | None:
+        if key in self._keys:
+            return self._messages.get(key)
+        return session.scalar(select(Message).where(Message.idempotency_key == key))
+
+    def counted_today(self, session: Session, client: Client, tz: str, now: datetime) -> int:
+        recent = self._recent.get(client.id)
+        if recent is None:
+            return counted_today(session, client, tz, now)
+        start, end = limits.day_bounds(now, tz)
+        return sum(1 for created_at, recipient, status, client_triggered in recent
+                   if recipient == client.email and start <= created_at < end and status != "failed"
+                   and not client_triggered)
+
+    def add(self, msg: Message, step: Step) -> None:
+        """A message recorded during the batch counts for the steps decided after it."""
+        self._messages[msg.idempotency_key] = msg
+        self._keys.add(msg.idempotency_key)
+        if msg.client_id in self._recent:
+            self._recent[msg.client_id].append((msg.created_at, msg.recipient, msg.status,
+                                                bool((step.payload or {}).get("client_triggered"))))
+
+
+def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: datetime,
+            known: Known | None = None) -> Message | Skip | Defer:
     key = step.idempotency_key
-    existing = session.scalar(select(Message).where(Message.idempotency_key == key))
+    existing = (known.message(session, key) if known is not None
+                else session.scalar(select(Message).where(Message.idempotency_key == key)))
     if existing is not None:
         return existing
     client = session.get(Client, decision.client_id)
@@ -54,7 +99,9 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
         recipient = client.email if medium == "email" else client.phone
         locale, tz = pick_locale(client.locale, owner.locale), client.timezone or owner.timezone
         if not (decision.urgent or (step.payload or {}).get("client_triggered")):
-            later = limits.defer_until(now, tz, policy, sent_today=counted_today(session, client, tz, now),
+            sent_today = (known.counted_today(session, client, tz, now) if known is not None
+                          else counted_today(session, client, tz, now))
+            later = limits.defer_until(now, tz, policy, sent_today=sent_today,
                                        deadline=appt.starts_at if appt is not None and appt.status == "scheduled"
                                        and appt.starts_at > now else None)
             if later is not None:
@@ -68,6 +115,8 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
                   subject=rendered.subject, body_text=rendered.text, body_html="", idempotency_key=key,
                   status="pending", provider_id="", error="", created_at=now)
     session.add(msg)
+    if known is not None:
+        known.add(msg, step)
     return msg
 
 
