@@ -18,6 +18,7 @@ CREATE and DROP a scratch database) and the redis-server binary.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
@@ -30,12 +31,12 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 from sqlalchemy import func, insert, select, text, update  # noqa: E402
@@ -52,36 +53,50 @@ from workflows.policy import Policy  # noqa: E402
 UTC = timezone.utc
 
 
-class FakeEmailAPI(BaseHTTPRequestHandler):
-    """SendGrid's v3 mail send, as far as the client library needs: 202 and an X-Message-Id."""
+class FakeEmailAPI(asyncio.Protocol):
+    """SendGrid's v3 mail send, as far as the client library needs: ``POST /v3/mail/send`` with a Bearer key is
+    answered 202 with an X-Message-Id, on a kept-alive HTTP/1.1 connection; anything else 404 or 401.
+
+    Lean on purpose (asyncio, no HTTP framework): the real API's CPU is not on our machine, so the less the fake
+    costs here, the more the figures measure Reagenda. It reads each request whole (headers, then Content-Length
+    bytes of body) before answering, as a server must."""
 
     counter = None  # a multiprocessing.Value shared with the bench process
-    protocol_version = "HTTP/1.1"  # keep-alive, as the real API (every response carries a Content-Length)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        with FakeEmailAPI.counter.get_lock():
-            FakeEmailAPI.counter.value += 1
-        self.send_response(202)
-        self.send_header("X-Message-Id", uuid.uuid4().hex)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
 
-    def log_message(self, *args: object) -> None:
-        return
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 512  # every worker may connect at once; the default 5 stalls connects for seconds
-    daemon_threads = True
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (head_end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            request_line, *lines = self.buffer[:head_end].decode("latin-1").split("\r\n")
+            headers = {name.strip().lower(): value.strip()
+                       for name, _, value in (line.partition(":") for line in lines)}
+            end = head_end + 4 + int(headers.get("content-length") or 0)
+            if len(self.buffer) < end:
+                return  # the rest of the body is still on its way
+            self.buffer = self.buffer[end:]
+            if not request_line.startswith("POST /v3/mail/send "):
+                self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            elif not headers.get("authorization", "").startswith("Bearer SG."):
+                self.transport.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+            else:
+                with FakeEmailAPI.counter.get_lock():
+                    FakeEmailAPI.counter.value += 1
+                self.transport.write(b"HTTP/1.1 202 Accepted\r\nX-Message-Id: " + uuid.uuid4().hex.encode()
+                                     + b"\r\nContent-Length: 0\r\n\r\n")
 
 
 def _serve(port_out, counter) -> None:  # type: ignore[no-untyped-def]
     FakeEmailAPI.counter = counter
-    server = _Server(("127.0.0.1", 0), FakeEmailAPI)
-    port_out.value = server.server_address[1]
-    server.serve_forever()
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(FakeEmailAPI, "127.0.0.1", 0, backlog=512)
+        port_out.value = server.sockets[0].getsockname()[1]
+        await server.serve_forever()
+
+    asyncio.run(main())
 
 
 def start_fake_api():  # type: ignore[no-untyped-def]
@@ -178,6 +193,22 @@ def run_dispatcher(ctx: runtime.Context, stop: threading.Event, interval: float)
         stop.wait(interval)
 
 
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each group of processes (PostgreSQL: every server process)."""
+    out: dict[str, float] = {}
+    for name, pids in {**groups, "postgres": [p.pid for p in psutil.process_iter(["name"])
+                                              if (p.info["name"] or "").startswith("postgres")]}.items():
+        total = 0.0
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        out[name] = total
+    return out
+
+
 def lateness(ctx: runtime.Context, since: datetime, until: datetime | None = None) -> list[float]:
     with ctx.session() as s:
         q = (select(Message.sent_at, Step.due_at).join(Step, Step.id == Message.step_id)
@@ -271,15 +302,20 @@ def main() -> int:
             ids = list(s.scalars(select(Step.id).where(Step.kind == "reminder_2h", Step.state == "pending")
                                  .order_by(Step.id).limit(args.backlog)))
             s.execute(update(Step).where(Step.id.in_(ids)).values(due_at=t_drain))
+        groups = {"workers": [w.pid for w in workers], "fake email API": [api.pid],
+                  "redis": [server.pid] if server.pid else [],
+                  "dispatcher + bench": [os.getpid()]}
+        cpu0 = cpu_seconds(groups)
         m0 = time.monotonic()
         while True:
             time.sleep(0.5)
-            with ctx.session() as s:
+            with ctx.session() as s:  # by (state, due_at): an IN list of the backlog's ids costs more than a step
                 open_ = s.scalar(select(func.count()).select_from(Step).where(
-                    Step.id.in_(ids), Step.state.in_(("pending", "queued", "running"))))
+                    Step.state.in_(("pending", "queued", "running")), Step.due_at <= t_drain))
             if open_ == 0 or time.monotonic() - m0 > 1800:
                 break
         drain_s = time.monotonic() - m0
+        cpu1 = cpu_seconds(groups)
         stop_disp.set()
         disp.join(10)
         with ctx.session() as s:
@@ -309,6 +345,11 @@ def main() -> int:
               f"p99 {result['p99_lateness_s']} s, max {result['max_lateness_s']} s")
         print(f"drain: {done} steps in {drain_s:.1f} s = {result['drain_steps_per_s']} steps/s "
               f"({args.workers} workers)")
+        if done:
+            per_step = {k: (cpu1[k] - cpu0[k]) * 1000 / done for k in cpu1}
+            result["drain_cpu_ms_per_step"] = {k: round(v, 3) for k, v in per_step.items()}
+            print("drain CPU per step: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per_step.items())
+                  + f" (total {sum(per_step.values()):.2f} ms on {psutil.cpu_count()} cores)")
         print(f"redis peak {redis_peak_mb:.2f} MB above baseline; database {db_size / 2**20:.0f} MB; "
               f"failed {failed}; duplicate messages {dup}")
         print(f"reference 60 s poll x 100/tick on the same due times: p50 {result['poll60_p50_lateness_s']} s, "

@@ -36,7 +36,7 @@ class Settings:
     queue_name: str = "reagenda"
     dispatch_interval_s: float = 0.5
     dispatch_batch: int = 500
-    steps_per_job: int = 20
+    steps_per_job: int = 100
     reconcile_after_s: int = 300
     log_level: str = "INFO"
     sendgrid_api_key: str | None = None
@@ -184,7 +184,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_name=env.get("REAGENDA_QUEUE") or "reagenda",
         dispatch_interval_s=get("DISPATCH_INTERVAL", _parse_float, 0.5),
         dispatch_batch=get("DISPATCH_BATCH", lambda n, r: _parse_int(n, r, minimum=1), 500),
-        steps_per_job=get("STEPS_PER_JOB", lambda n, r: _parse_int(n, r, minimum=1), 20),
+        steps_per_job=get("STEPS_PER_JOB", lambda n, r: _parse_int(n, r, minimum=1), 100),
         reconcile_after_s=get("RECONCILE_AFTER", lambda n, r: _parse_int(n, r, minimum=10), 300),
         log_level=get("LOG_LEVEL", _parse_choice(("debug", "info", "warning", "error")), "info").upper(),
         sendgrid_api_key=env.get("SENDGRID_API_KEY") or None,
