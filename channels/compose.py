@@ -5,6 +5,7 @@ dataclass by hand; channels still fill in Reply-To, Message-ID and List-Unsubscr
 """
 from __future__ import annotations
 
+import functools
 from email.utils import formataddr, parseaddr
 
 from sqlalchemy.orm import Session
@@ -56,10 +57,15 @@ def mark_address_rejected(session: Session, msg: Message, reason: str) -> Client
     return client
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(address: str) -> tuple[str, str]:
+    return parseaddr(address)  # EMAIL_FROM is the same for every message; parseaddr is slow
+
+
 def sender_for(settings: Settings, session: Session, msg: Message) -> str:
     """EMAIL_FROM's address under the owner's sender name from Settings (or the business name), so a client
     sees "Estudio Lumen <citas@…>" rather than the installation's name."""
-    name, address = parseaddr(settings.email_from)
+    name, address = _parsed(settings.email_from)
     owner = session.get(Owner, msg.owner_id)
     if owner is not None:
         name = (owner.preferences or {}).get("sender_name") or owner.business_name or name

@@ -6,6 +6,7 @@ formatted with Babel in the reader's zone and locale, so the same appointment re
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_time, get_timezone_location
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -39,14 +41,29 @@ def pick_locale(*candidates: str | None) -> str:
     return "es"
 
 
+@functools.lru_cache(maxsize=64)
+def babel_locale(code: str) -> Locale:
+    """Babel parses a locale string on every call it is given one (a dozen times per message); parse each once."""
+    return Locale.parse(code)
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_name(tz: str, locale: str) -> str:
+    where = get_timezone_location(ZoneInfo(tz), locale=babel_locale(locale), return_city=True)
+    return f"hora de {where}" if locale == "es" else f"{where} time"
+
+
+def format_clock(instant: datetime, tz: str, locale: str) -> str:
+    """The local time of day, short ("10:00", "4:00 PM")."""
+    return format_time(instant.astimezone(ZoneInfo(tz)), format="short", locale=babel_locale(locale))
+
+
 def format_when(instant: datetime, tz: str, locale: str) -> str:
     """A full, unambiguous local date and time, with the zone named the way a person says it."""
     local = instant.astimezone(ZoneInfo(tz))
-    date = format_date(local, format="full", locale=locale)
-    clock = format_time(local, format="short", locale=locale)
-    where = get_timezone_location(ZoneInfo(tz), locale=locale, return_city=True)
-    zone = f"hora de {where}" if locale == "es" else f"{where} time"
-    return f"{date}, {clock} ({zone})"
+    date = format_date(local, format="full", locale=babel_locale(locale))
+    clock = format_time(local, format="short", locale=babel_locale(locale))
+    return f"{date}, {clock} ({_zone_name(tz, locale)})"
 
 
 # Owner-written texts run in Jinja's sandbox with the same options (and the shipped templates for includes):

@@ -17,6 +17,7 @@ TCP connection per message.
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import io
 import json
@@ -40,7 +41,9 @@ TIMEOUT_S = 20.0
 
 
 def _address(raw: str) -> dict[str, str]:
-    name, addr = parseaddr(raw)
+    if "@" in raw and not any(c in raw for c in ' <>",;()[]\\:'):
+        return {"email": raw}  # a bare address (most recipients): parseaddr would return it unchanged, slowly
+    name, addr = _parseaddr(raw)
     if not addr or "@" not in addr:
         raise PermanentChannelError(f"not an email address: {raw!r}")
     return {"email": addr, "name": name} if name else {"email": addr}
@@ -144,6 +147,11 @@ class _Answered:
 
     def info(self) -> Any:
         return self._reply.headers
+
+
+@functools.lru_cache(maxsize=256)
+def _parseaddr(raw: str) -> tuple[str, str]:
+    return parseaddr(raw)  # the sender is the same "Business <address>" for many messages
 
 
 class SendGridChannel(Channel):

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from channels.base import (AddressRejected, ChannelNotConfigured, OutgoingMessag
                            TransientChannelError)
 from reagenda.runtime import Context
 from store.models import Appointment, Message, Step
-from store.types import UTCDateTime
+from store.db import one_of
 from workflows import outbound
 from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
@@ -58,7 +58,7 @@ def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
     now = ctx.clock.now()
     with ctx.session() as session:
         claimed = set(session.scalars(
-            update(Step).where(Step.id.in_(step_ids), Step.state == "queued")
+            update(Step).where(one_of(Step.id, step_ids, ctx.engine), Step.state == "queued")
             .values(state="running", claimed_at=now, attempts=Step.attempts + 1).returning(Step.id)
             .execution_options(synchronize_session=False)))
     outcomes: dict[int, str] = {}
@@ -85,14 +85,20 @@ def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
         for step_id in mine:
             outcomes[step_id] = _execute_claimed(ctx, step_id)
         return outcomes
-    # One connection records every "sent" of the batch (each in its own short transaction, right after its
-    # delivery); it holds no transaction while a provider is called.
+    # One connection records every "sent" of the batch, each right after its delivery (the message row only: one
+    # statement), and at the end marks the sent steps done together; it holds no transaction while a provider is
+    # called. A step left running by a crash before that finds its message sent when the reconciler re-runs it.
+    sent: list[tuple[int, int]] = []
     with ctx.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")  # see _record_sent_on
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement per message, committed alone
         for step_id in mine:
             result = decided[step_id]
-            outcomes[step_id] = result if isinstance(result, str) else _execute_claimed(ctx, step_id, result, conn)
+            if isinstance(result, str):
+                outcomes[step_id] = result
+                continue
+            outcomes[step_id] = _execute_claimed(ctx, step_id, result, conn, sent)
+        _finish_sent(ctx, conn, sent)
     return outcomes
 
 
@@ -101,12 +107,14 @@ def _preload(session: Session, step_ids: list[int], now: datetime) -> tuple[list
     handlers' ``session.get`` calls find them there instead of asking the database one by one, and what
     ``outbound.prepare`` would otherwise ask per step (``outbound.Known``). The caller keeps the returned list
     alive for as long as the batch runs."""
-    steps = list(session.scalars(select(Step).where(Step.id.in_(step_ids))))
+    bind = session.get_bind()
+    steps = list(session.scalars(select(Step).where(one_of(Step.id, step_ids, bind))))
     loaded: list[object] = list(steps)
     appointment_ids = {s.subject_id for s in steps if s.subject_type == "appointment"}
     client_ids = {s.subject_id for s in steps if s.subject_type == "client"}
     if appointment_ids:
-        appointments = list(session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids))).unique())
+        appointments = list(session.scalars(select(Appointment).where(one_of(Appointment.id, appointment_ids, bind)))
+                            .unique())
         loaded += appointments
         client_ids |= {a.client_id for a in appointments}
     return loaded, outbound.Known(session, steps, client_ids, now)
@@ -122,13 +130,13 @@ class _Outgoing:
 
 
 def _execute_claimed(ctx: Context, step_id: int, outgoing: _Outgoing | None = None,
-                     conn: Connection | None = None) -> str:
+                     conn: Connection | None = None, sent: list[tuple[int, int]] | None = None) -> str:
     """Run one claimed step (or deliver its already recorded message), turning every failure into a retry or a
     visible failure."""
     try:
         if outgoing is None:
             return _run(ctx, step_id)
-        return _deliver(ctx, step_id, outgoing, conn)
+        return _deliver(ctx, step_id, outgoing, conn, sent)
     except AddressRejected as exc:
         # The provider refused this client's address: mark the address (nothing more goes to it), keep the
         # channel for everyone else, and leave the failed step for the owner to see.
@@ -156,10 +164,17 @@ def _run(ctx: Context, step_id: int) -> str:
     return result if isinstance(result, str) else _deliver(ctx, step_id, result)
 
 
-def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection | None = None) -> str:
-    # Outside any transaction: a slow provider holds no transaction open.
+def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection | None = None,
+             sent: list[tuple[int, int]] | None = None) -> str:
+    """Call the provider (outside any transaction: a slow provider holds no transaction open), then record the
+    message as sent at once. In a batch (``conn`` and ``sent``) the step is marked done with the others at the
+    end (``_finish_sent``); on its own, together with the message."""
     provider_id = outbound.deliver(ctx, outgoing.message, outgoing.medium)
-    _record_sent(ctx, step_id, outgoing.message_id, provider_id, conn)
+    if conn is not None and sent is not None and _message_sent_on(conn, step_id, outgoing.message_id, provider_id,
+                                                                  ctx.clock.now()):
+        sent.append((step_id, outgoing.message_id))
+    else:
+        _record_sent(ctx, step_id, outgoing.message_id, provider_id)
     return "sent"
 
 
@@ -219,19 +234,10 @@ def _mark_address(ctx: Context, step_id: int, reason: str) -> None:
                         step_id)
 
 
-def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str,
-                 conn: Connection | None = None) -> None:
-    """The provider has accepted the message: record that, retrying through a database restart for up to
-    ``RECORD_SENT_RETRY_S``, because giving up here would make the next attempt send the message again.
-    ``conn``: a connection the batch holds (no pool checkout per message); any trouble with it falls back to
-    the retrying path."""
-    if conn is not None:
-        try:
-            _record_sent_on(conn, step_id, message_id, provider_id, ctx.clock.now())
-            return
-        except DBAPIError as exc:
-            log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
-                        step_id, message_id, type(exc.orig).__name__)
+def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) -> None:
+    """The provider has accepted the message: record that (message sent, step done), retrying through a database
+    restart for up to ``RECORD_SENT_RETRY_S``, because giving up here would make the next attempt send the message
+    again."""
     deadline = time.monotonic() + RECORD_SENT_RETRY_S
     pause = 0.2
     while True:
@@ -254,28 +260,46 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str,
             pause = min(pause * 2, 5.0)
 
 
-# PostgreSQL: both rows in one statement, committed on its own (autocommit): one round trip per message.
-_SENT_ONE_STATEMENT = text(
-    "WITH m AS (UPDATE messages SET status = 'sent', provider_id = :provider_id, sent_at = :sent_at, error = '' "
-    "WHERE id = :message_id) "
-    "UPDATE steps SET state = 'done', finished_at = :sent_at, outcome = :outcome WHERE id = :step_id"
-).bindparams(bindparam("sent_at", type_=UTCDateTime))
+def _message_sent_on(conn: Connection, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> bool:
+    """Record the message as sent on the batch's connection: one statement, committed on its own, which is all the
+    idempotency key needs (a re-run finds the message sent and sends nothing). False if that failed (the caller
+    falls back to ``_record_sent``, which retries)."""
+    try:
+        with conn.begin():  # under autocommit this only ends SQLAlchemy's bookkeeping: a broken connection is
+            conn.execute(_MESSAGE_SENT, dict(provider_id=provider_id, sent_at=sent_at, message_id=message_id))
+        return True
+    except DBAPIError as exc:  # replaced at the next use instead of poisoning the batch
+        log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
+                    step_id, message_id, type(exc.orig).__name__)
+        return False
 
 
-def _record_sent_on(conn: Connection, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> None:
-    """Mark the message sent and its step done, atomically, on a connection the batch holds. Recording a sent
-    message is the one write per message on the hot path, so on PostgreSQL it is a single statement on the
-    batch's autocommit connection; elsewhere two updates in one transaction."""
-    outcome = f"sent message {message_id}"
-    with conn.begin():  # under autocommit this only ends SQLAlchemy's own bookkeeping, so a broken connection
-        if conn.dialect.name == "postgresql":  # is replaced at the next message instead of poisoning the batch
-            conn.execute(_SENT_ONE_STATEMENT, dict(provider_id=provider_id, sent_at=sent_at, message_id=message_id,
-                                                   outcome=outcome, step_id=step_id))
-            return
-        conn.execute(update(Message.__table__).where(Message.__table__.c.id == message_id)
-                     .values(status="sent", provider_id=provider_id, sent_at=sent_at, error=""))
-        conn.execute(update(Step.__table__).where(Step.__table__.c.id == step_id)
-                     .values(state="done", finished_at=sent_at, outcome=outcome))
+_MESSAGES = Message.__table__.c
+_MESSAGE_SENT = (update(Message.__table__).where(_MESSAGES.id == bindparam("message_id"))
+                 .values(status="sent", provider_id=bindparam("provider_id"), sent_at=bindparam("sent_at"), error=""))
+
+
+def _finish_sent(ctx: Context, conn: Connection, sent: list[tuple[int, int]]) -> None:
+    """Mark a batch's sent steps done, in one transaction. If that fails the steps stay ``running``: the
+    reconciler re-runs them later, and each finds its message sent and finishes without sending."""
+    if not sent:
+        return
+    finished_at = ctx.clock.now()
+    rows = [dict(step_id=step_id, finished_at=finished_at, outcome=f"sent message {message_id}")
+            for step_id, message_id in sent]
+    try:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="READ COMMITTED")  # one transaction, not one per row
+        with conn.begin():
+            conn.execute(_STEP_DONE, rows)
+    except DBAPIError as exc:
+        log.warning("marking %d sent step(s) done failed (%s); the reconciler will finish them",
+                    len(sent), type(exc.orig).__name__)
+
+
+_STEPS = Step.__table__.c
+_STEP_DONE = (update(Step.__table__).where(_STEPS.id == bindparam("step_id"), _STEPS.state == "running")
+              .values(state="done", finished_at=bindparam("finished_at"), outcome=bindparam("outcome")))
 
 
 def _retry_or_fail(ctx: Context, step_id: int, error: str, *, transient: bool = False) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_time
 from babel.numbers import format_currency
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +18,10 @@ from sqlalchemy.orm import Session
 from channels.base import OutgoingMessage
 from channels.compose import outgoing_for
 from channels.registry import message_channel
-from channels.render import format_when, pick_locale, render
+from channels.render import babel_locale, format_clock, format_when, pick_locale, render
 from reagenda.runtime import Context
 from reagenda.settings import Settings
+from store.db import one_of
 from store.models import Appointment, Client, Message, Owner, Step
 from workflows import limits
 from workflows.decisions import Defer, Send, Skip
@@ -41,13 +40,14 @@ class Known:
         keys = {s.idempotency_key for s in steps}
         self._keys = keys
         self._messages: dict[str, Message] = {m.idempotency_key: m for m in session.scalars(
-            select(Message).where(Message.idempotency_key.in_(keys)))} if keys else {}
+            select(Message).where(one_of(Message.idempotency_key, keys, session.get_bind())))} if keys else {}
         self._recent: dict[int, list[tuple[datetime, str, str, bool]]] = {c: [] for c in client_ids}
         if client_ids:
             rows = session.execute(
                 select(Message.client_id, Message.created_at, Message.recipient, Message.status, Step.payload)
                 .outerjoin(Step, Step.id == Message.step_id)
-                .where(Message.client_id.in_(client_ids), Message.created_at >= now - timedelta(days=2)))
+                .where(one_of(Message.client_id, client_ids, session.get_bind()),
+                       Message.created_at >= now - timedelta(days=2)))
             for client_id, created_at, recipient, status, payload in rows:
                 self._recent[client_id].append((created_at, recipient, status,
                                                 bool((payload or {}).get("client_triggered"))))
@@ -132,7 +132,7 @@ def counted_today(session: Session, client: Client, tz: str, now: datetime) -> i
 
 
 def money(cents: int, currency: str, locale: str) -> str:
-    return format_currency(cents / 100, currency, locale=locale)
+    return format_currency(cents / 100, currency, locale=babel_locale(locale))
 
 
 def policy_sentence(policy: Policy, locale: str) -> str:
@@ -192,7 +192,7 @@ def _as_dt(value: datetime | str) -> datetime:
 
 
 def _time(instant: datetime, tz: str, locale: str) -> str:
-    return format_time(instant.astimezone(ZoneInfo(tz)), format="short", locale=locale)
+    return format_clock(instant, tz, locale)
 
 
 DeliverFn = Callable[[Context, Message], str]
