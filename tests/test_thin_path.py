@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from store.models import Message, Step
 from tests.factories import make_appointment, make_owner
@@ -122,3 +122,29 @@ def test_a_job_delivered_twice_sends_once(stack):
     dispatcher.enqueue(stack.ctx.queue(), [step_id])  # a second copy of the same job
     stack.work()
     assert len(_sent(stack)) == 1
+
+
+def test_a_batch_cut_off_after_sending_is_finished_by_the_reconciler_without_sending_again(stack):
+    """Each delivery records its message at once; the batch marks its steps done together at the end. A worker
+    that dies in between leaves sent steps ``running``: re-run by the reconciler, each finds its message sent and
+    ends, even when its moment has passed since (a reminder after the appointment started is not 'skipped')."""
+    now = stack.clock.now()
+    with stack.session() as s:
+        owner = make_owner(s, now, policy={"confirmations": False})
+        appt_ids = [make_appointment(s, owner, now, now + timedelta(days=2, minutes=1),
+                                 client_email=f"c{i}@example.com", uid=f"batch-{i}").id
+                    for i in range(3)]
+    stack.clock.advance(timedelta(minutes=1))
+    assert stack.run_due() == 3
+    assert len(_sent(stack)) == 3 and len(_eml_files(stack)) == 3
+    # What a worker killed between the last delivery and the batch's final update leaves behind:
+    with stack.session() as s:
+        s.execute(update(Step).where(Step.subject_id.in_(appt_ids)).values(state="running", finished_at=None))
+    stack.clock.advance(timedelta(days=3))  # long enough for the appointments to have started
+    assert dispatcher.reconcile(stack.ctx, timedelta(seconds=0)) == 3
+    stack.run_due()
+    with stack.session() as s:
+        steps = list(s.scalars(select(Step).where(Step.subject_id.in_(appt_ids), Step.kind == "reminder_48h")))
+    assert [st.state for st in steps] == ["done"] * 3
+    assert all("earlier attempt" in st.outcome for st in steps)
+    assert len(_sent(stack)) == 3 and len(_eml_files(stack)) == 3, "nothing delivered twice"

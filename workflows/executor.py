@@ -186,6 +186,13 @@ def _decide(ctx: Context, session: Session, step_id: int, now: datetime,
     if step is None:
         log.info("step %s was deleted; nothing to do", step_id)
         return "gone"
+    if step.attempts > 1:  # a re-run: a message already accepted for this step ends it, whatever has changed since
+        earlier = (known.message(session, step.idempotency_key) if known is not None else
+                   session.scalar(select(Message).where(Message.idempotency_key == step.idempotency_key)))
+        if earlier is not None and earlier.status == "sent":
+            step.state, step.finished_at = "done", now
+            step.outcome = f"sent message {earlier.id} (recorded on an earlier attempt)"
+            return "done"
     handler = handler_for(step.kind)
     if handler is None:
         step.state, step.finished_at, step.outcome = "failed", now, f"no handler for step kind {step.kind!r}"
