@@ -154,6 +154,18 @@ def _parseaddr(raw: str) -> tuple[str, str]:
     return parseaddr(raw)  # the sender is the same "Business <address>" for many messages
 
 
+@functools.lru_cache(maxsize=4)
+def _api_client(api_key: str, host: str) -> Any:
+    """One library client per key and host for the process (building one per message showed in profiles); its
+    requests go over ``_CONNECTIONS``, which keeps one connection per thread."""
+    from sendgrid import SendGridAPIClient
+
+    client = SendGridAPIClient(api_key, **({"host": host} if host else {}))
+    client.client = KeptAliveClient(host=client.host, request_headers=client.client.request_headers,
+                                    version=3, timeout=TIMEOUT_S)
+    return client
+
+
 class SendGridChannel(Channel):
     key = "sendgrid"
 
@@ -163,13 +175,7 @@ class SendGridChannel(Channel):
             raise ChannelNotConfigured("EMAIL_BACKEND=sendgrid needs SENDGRID_API_KEY (an API key starting SG.)")
 
     def _client(self) -> Any:
-        from sendgrid import SendGridAPIClient
-
-        kwargs = {"host": self.settings.sendgrid_host} if self.settings.sendgrid_host else {}
-        client = SendGridAPIClient(self.settings.sendgrid_api_key, **kwargs)
-        client.client = KeptAliveClient(host=client.host, request_headers=client.client.request_headers,
-                                        version=3, timeout=TIMEOUT_S)
-        return client
+        return _api_client(self.settings.sendgrid_api_key, self.settings.sendgrid_host)
 
     def send(self, message: OutgoingMessage) -> str:
         from python_http_client.exceptions import HTTPError
