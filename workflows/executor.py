@@ -10,8 +10,9 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+import psycopg
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -270,20 +271,33 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) 
 def _message_sent_on(conn: Connection, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> bool:
     """Record the message as sent on the batch's connection: one statement, committed on its own, which is all the
     idempotency key needs (a re-run finds the message sent and sends nothing). False if that failed (the caller
-    falls back to ``_record_sent``, which retries)."""
+    falls back to ``_record_sent``, which retries).
+
+    On PostgreSQL the statement goes straight to psycopg (the batch connection is in autocommit): it is the one
+    write per message on the hot path, and SQLAlchemy's execution machinery cost more CPU than the driver's round
+    trip (~300 vs ~170 µs per message)."""
     try:
-        with conn.begin():  # under autocommit this only ends SQLAlchemy's bookkeeping: a broken connection is
+        raw = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
+        if raw is not None and raw.autocommit:  # (a connection replaced after an error may not be: go the long way)
+            raw.execute(_MESSAGE_SENT_SQL, (provider_id, sent_at.astimezone(timezone.utc).replace(tzinfo=None),
+                                            message_id))
+            return True
+        with conn.begin():
             conn.execute(_MESSAGE_SENT, dict(provider_id=provider_id, sent_at=sent_at, message_id=message_id))
         return True
-    except DBAPIError as exc:  # replaced at the next use instead of poisoning the batch
+    except (DBAPIError, psycopg.Error) as exc:
         log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
-                    step_id, message_id, type(exc.orig).__name__)
+                    step_id, message_id, type(getattr(exc, "orig", exc)).__name__)
+        if conn.dialect.name == "postgresql":
+            conn.invalidate()  # the next use (the batch's end) reconnects instead of reusing a broken socket
         return False
 
 
 _MESSAGES = Message.__table__.c
 _MESSAGE_SENT = (update(Message.__table__).where(_MESSAGES.id == bindparam("message_id"))
                  .values(status="sent", provider_id=bindparam("provider_id"), sent_at=bindparam("sent_at"), error=""))
+# The same statement for psycopg (naive UTC, as store.types.UTCDateTime stores it).
+_MESSAGE_SENT_SQL = "UPDATE messages SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 
 
 def _finish_sent(ctx: Context, conn: Connection, sent: list[tuple[int, int]]) -> None:
