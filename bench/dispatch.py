@@ -2,15 +2,16 @@
 
 Seeds N appointments (default 100,000; each with a sent confirmation request, a 48 h and a 2 h reminder and an
 arrival check: about 4 steps each, 400,000 rows) into a fresh PostgreSQL database, so that the 48 h reminders fall
-due across a window (default 10 minutes, wall clock). Then runs the real dispatcher and W real RQ workers
+due across a window (default 10 minutes, wall clock) at ``--due-rate`` per second (default 200; when that asks for
+more steps than there are appointments, the 2 h reminders of the last appointments are spread over it too). Then runs the real dispatcher and W real RQ workers
 (``reagenda worker --simple`` subprocesses) against a private redis-server, sending through the real SendGrid
 channel to a local fake email API. Measures lateness (Message.sent_at − Step.due_at) p50/p99/max, throughput, peak
 Redis memory and database size. Phase 2 drains a backlog (B steps due at once) for steps/s. Finally it replays the
 same due times through the reference design (a 60-second poll taking at most 100 steps per tick) and prints those
 figures too. The last line is JSON with ``p99_lateness_s``, ``drain_steps_per_s``, ``redis_peak_mb``.
 
-    .venv/bin/python bench/dispatch.py                      # full size (~20 min on 2 cores)
-    .venv/bin/python bench/dispatch.py --appointments 5000 --window 60 --backlog 2000   # quick look
+    ./scripts/bench.sh dispatch                             # full size (~20 min on 2 cores)
+    ./scripts/bench.sh dispatch --appointments 5000 --window 60 --backlog 2000   # quick look
 
 Needs a PostgreSQL server (BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres, used to
 CREATE and DROP a scratch database) and the redis-server binary.
@@ -267,6 +268,16 @@ def main() -> int:
         t0 = datetime.now(UTC) + timedelta(seconds=60 + args.appointments / 2000)  # after seeding finishes
         due_in_window = min(args.appointments, int(args.due_rate * args.window))
         seed(ctx, args.appointments, t0, args.window, due_in_window)
+        extra = min(int(args.due_rate * args.window) - due_in_window, args.appointments - args.backlog)
+        if extra > 0:
+            # More due steps than appointments (200/s over 10 minutes is 120,000): the 2 h reminders of the last
+            # appointments are pulled into the window too, spread evenly (the backlog phase takes the first ones).
+            with ctx.session() as s:
+                ids = list(s.scalars(select(Step.id).where(Step.kind == "reminder_2h").order_by(Step.id.desc())
+                                     .limit(extra)))
+                s.execute(update(Step), [{"id": step_id, "due_at": t0 + timedelta(seconds=args.window * k / extra)}
+                                         for k, step_id in enumerate(ids)])
+            due_in_window += len(ids)
         with ctx.session() as s:
             total_steps = s.scalar(select(func.count()).select_from(Step))
         print(f"seeded {args.appointments} appointments, {total_steps} steps in {time.monotonic() - t_seed:.0f} s")
@@ -326,7 +337,10 @@ def main() -> int:
                 select(func.count(func.distinct(Message.idempotency_key))))
         redis_peak_mb = (mem.get("peak", 0) - mem.get("base", 0)) / 2**20
         rate = due_in_window / args.window
-        ref_late, ref_end = poll_reference([args.window * i / due_in_window for i in range(due_in_window)])
+        with ctx.session() as s:
+            due_times = [(due - t0).total_seconds() for due in s.scalars(
+                select(Step.due_at).where(Step.due_at >= t0, Step.due_at <= window_end))]
+        ref_late, ref_end = poll_reference(due_times)
         result = {
             "appointments": args.appointments, "steps": total_steps, "workers": args.workers,
             "worker_kind": "fork" if args.fork else "simple",
