@@ -62,15 +62,18 @@ def run(settings: Settings, *, burst: bool = False, simple: bool = False) -> Non
     cls = SimpleWorker if simple else Worker
     try:
         while True:
-            worker = cls([ctx.queue()], connection=ctx.redis)
-            log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
             try:
+                # Inside the try: building a worker talks to Redis too (CLIENT SETNAME), and after a Redis restart
+                # the first command on a pooled connection can meet the reset.
+                worker = cls([ctx.queue()], connection=ctx.redis)
+                log.info("worker %s listening on queue %r", worker.name, settings.queue_name)
                 worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
                 return
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                # Redis went away while a job was being finished (RQ only retries while idle). The step itself is
-                # in the database; the reconciler re-dispatches it if needed. Start a fresh worker, don't exit.
-                log.warning("lost Redis while finishing a job (%s); reconnecting in %.0fs", exc, _RECONNECT_S)
+                # Redis went away while a job was being finished (RQ only retries while idle) or while a worker was
+                # being built. The step itself is in the database; the reconciler re-dispatches it if needed.
+                # Start a fresh worker, don't exit.
+                log.warning("lost Redis (%s); reconnecting in %.0fs", exc, _RECONNECT_S)
                 time.sleep(_RECONNECT_S)
     finally:
         runtime.install(None)
