@@ -156,8 +156,11 @@ def _execute_claimed(ctx: Context, step_id: int, outgoing: _Outgoing | None = No
 
 
 def _run(ctx: Context, step_id: int) -> str:
+    now = ctx.clock.now()
     with ctx.session() as session:
-        result = _decide(ctx, session, step_id, ctx.clock.now())
+        loaded, known = _preload(session, [step_id], now)  # the batch's loading, for one step
+        result = _decide(ctx, session, step_id, now, known)
+        del loaded
         if not isinstance(result, str):
             session.flush()
             result = _outgoing(ctx, session, result)
@@ -180,7 +183,7 @@ def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection |
 
 
 def _decide(ctx: Context, session: Session, step_id: int, now: datetime,
-            known: outbound.Known | None = None) -> str | Message:
+            known: outbound.Known) -> str | Message:
     """Re-decide a claimed step and record the outcome in ``session``: an outcome word, or the message to deliver
     once the session is flushed (``_outgoing``) and committed."""
     step = session.get(Step, step_id)
@@ -188,8 +191,7 @@ def _decide(ctx: Context, session: Session, step_id: int, now: datetime,
         log.info("step %s was deleted; nothing to do", step_id)
         return "gone"
     if step.attempts > 1:  # a re-run: a message already accepted for this step ends it, whatever has changed since
-        earlier = (known.message(session, step.idempotency_key) if known is not None else
-                   session.scalar(select(Message).where(Message.idempotency_key == step.idempotency_key)))
+        earlier = known.message(session, step.idempotency_key)
         if earlier is not None and earlier.status == "sent":
             step.state, step.finished_at = "done", now
             step.outcome = f"sent message {earlier.id} (recorded on an earlier attempt)"

@@ -32,25 +32,32 @@ log = logging.getLogger(__name__)
 
 
 class Known:
-    """What a batch of steps looks up together before deciding: the messages already recorded under the batch's
-    idempotency keys, and each of the batch's clients' messages of the last two days (for the daily limit). With
-    it, deciding a step asks the database nothing; a key or client outside the batch is looked up as before."""
+    """What the steps of a job look up together before deciding: the messages already recorded under their
+    idempotency keys, and each of their clients' messages of the last two days (for the daily limit). With it,
+    deciding a step asks the database nothing; a key or client outside the job is looked up when first asked."""
 
     def __init__(self, session: Session, steps: list[Step], client_ids: set[int], now: datetime) -> None:
-        keys = {s.idempotency_key for s in steps}
-        self._keys = keys
+        self._now = now
+        self._keys = {s.idempotency_key for s in steps}
         self._messages: dict[str, Message] = {m.idempotency_key: m for m in session.scalars(
-            select(Message).where(one_of(Message.idempotency_key, keys, session.get_bind())))} if keys else {}
-        self._recent: dict[int, list[tuple[datetime, str, str, bool]]] = {c: [] for c in client_ids}
-        if client_ids:
-            rows = session.execute(
-                select(Message.client_id, Message.created_at, Message.recipient, Message.status, Step.payload)
-                .outerjoin(Step, Step.id == Message.step_id)
-                .where(one_of(Message.client_id, client_ids, session.get_bind()),
-                       Message.created_at >= now - timedelta(days=2)))
-            for client_id, created_at, recipient, status, payload in rows:
-                self._recent[client_id].append((created_at, recipient, status,
-                                                bool((payload or {}).get("client_triggered"))))
+            select(Message).where(one_of(Message.idempotency_key, self._keys, session.get_bind())))
+        } if self._keys else {}
+        self._recent: dict[int, list[tuple[datetime, str, str, bool]]] = {}
+        self._load_recent(session, client_ids)
+
+    def _load_recent(self, session: Session, client_ids: set[int]) -> None:
+        for client_id in client_ids:
+            self._recent.setdefault(client_id, [])
+        if not client_ids:
+            return
+        rows = session.execute(
+            select(Message.client_id, Message.created_at, Message.recipient, Message.status, Step.payload)
+            .outerjoin(Step, Step.id == Message.step_id)
+            .where(one_of(Message.client_id, client_ids, session.get_bind()),
+                   Message.created_at >= self._now - timedelta(days=2)))
+        for client_id, created_at, recipient, status, payload in rows:
+            self._recent[client_id].append((created_at, recipient, status,
+                                            bool((payload or {}).get("client_triggered"))))
 
     def message(self, session: Session, key: str) -> Message | None:
         if key in self._keys:
@@ -58,16 +65,17 @@ class Known:
         return session.scalar(select(Message).where(Message.idempotency_key == key))
 
     def counted_today(self, session: Session, client: Client, tz: str, now: datetime) -> int:
-        recent = self._recent.get(client.id)
-        if recent is None:
-            return counted_today(session, client, tz, now)
+        """Messages to the client today (their zone) that count against the daily limit: not owner notes, not
+        failed, not triggered by the client."""
+        if client.id not in self._recent:
+            self._load_recent(session, {client.id})
         start, end = limits.day_bounds(now, tz)
-        return sum(1 for created_at, recipient, status, client_triggered in recent
+        return sum(1 for created_at, recipient, status, client_triggered in self._recent[client.id]
                    if recipient == client.email and start <= created_at < end and status != "failed"
                    and not client_triggered)
 
     def add(self, msg: Message, step: Step) -> None:
-        """A message recorded during the batch counts for the steps decided after it."""
+        """A message recorded during the job counts for the steps decided after it."""
         self._messages[msg.idempotency_key] = msg
         self._keys.add(msg.idempotency_key)
         if msg.client_id in self._recent:
@@ -76,10 +84,9 @@ class Known:
 
 
 def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: datetime,
-            known: Known | None = None) -> Message | Skip | Defer:
+            known: Known) -> Message | Skip | Defer:
     key = step.idempotency_key
-    existing = (known.message(session, key) if known is not None
-                else session.scalar(select(Message).where(Message.idempotency_key == key)))
+    existing = known.message(session, key)
     if existing is not None:
         return existing
     client = session.get(Client, decision.client_id)
@@ -99,9 +106,7 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
         recipient = client.email if medium == "email" else client.phone
         locale, tz = pick_locale(client.locale, owner.locale), client.timezone or owner.timezone
         if not (decision.urgent or (step.payload or {}).get("client_triggered")):
-            sent_today = (known.counted_today(session, client, tz, now) if known is not None
-                          else counted_today(session, client, tz, now))
-            later = limits.defer_until(now, tz, policy, sent_today=sent_today,
+            later = limits.defer_until(now, tz, policy, sent_today=known.counted_today(session, client, tz, now),
                                        deadline=appt.starts_at if appt is not None and appt.status == "scheduled"
                                        and appt.starts_at > now else None)
             if later is not None:
@@ -115,20 +120,8 @@ def prepare(ctx: Context, session: Session, step: Step, decision: Send, now: dat
                   subject=rendered.subject, body_text=rendered.text, body_html="", idempotency_key=key,
                   status="pending", provider_id="", error="", created_at=now)
     session.add(msg)
-    if known is not None:
-        known.add(msg, step)
+    known.add(msg, step)
     return msg
-
-
-def counted_today(session: Session, client: Client, tz: str, now: datetime) -> int:
-    """Messages to the client today (their zone) that count against the daily limit: not owner notes, not failed,
-    not triggered by the client."""
-    start, end = limits.day_bounds(now, tz)
-    rows = session.execute(select(Message.status, Step.payload).outerjoin(Step, Step.id == Message.step_id)
-                           .where(Message.client_id == client.id, Message.recipient == client.email,
-                                  Message.created_at >= start, Message.created_at < end)).all()
-    return sum(1 for status, payload in rows
-               if status != "failed" and not (payload or {}).get("client_triggered"))
 
 
 def money(cents: int, currency: str, locale: str) -> str:
