@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import psycopg
 from sqlalchemy import Connection, bindparam, select, update
@@ -25,6 +25,7 @@ from store.db import one_of
 from workflows import outbound
 from workflows.decisions import Defer, Done, Send, Skip
 from workflows.kinds import handler_for
+from workflows.sent_record import Delivered, SentRecorder
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,20 @@ def execute_many(ctx: Context, step_ids: list[int]) -> dict[int, str]:
             outcomes[step_id] = _execute_claimed(ctx, step_id)
         return outcomes
     # One connection records every "sent" of the batch, each right after its delivery (the message row only: one
-    # statement), and at the end marks the sent steps done together; it holds no transaction while a provider is
-    # called. A step left running by a crash before that finds its message sent when the reconciler re-runs it.
-    sent: list[tuple[int, int]] = []
+    # statement; on PostgreSQL its answer is read while the next message goes out, see workflows/sent_record), and
+    # at the end marks the sent steps done together; it holds no transaction while a provider is called. A step
+    # left running by a crash before that finds its message sent when the reconciler re-runs it.
     with ctx.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement per message, committed alone
-        for step_id in mine:
-            result = decided[step_id]
-            if isinstance(result, str):
-                outcomes[step_id] = result
-                continue
-            outcomes[step_id] = _execute_claimed(ctx, step_id, result, conn, sent)
-        _finish_sent(ctx, conn, sent)
+        sent = _BatchSent(ctx, conn)
+        try:
+            for step_id in mine:
+                result = decided[step_id]
+                if isinstance(result, str):
+                    outcomes[step_id] = result
+                    continue
+                outcomes[step_id] = _execute_claimed(ctx, step_id, result, sent)
+        finally:
+            sent.close()
     return outcomes
 
 
@@ -131,13 +133,13 @@ class _Outgoing:
 
 
 def _execute_claimed(ctx: Context, step_id: int, outgoing: _Outgoing | None = None,
-                     conn: Connection | None = None, sent: list[tuple[int, int]] | None = None) -> str:
+                     sent: _BatchSent | None = None) -> str:
     """Run one claimed step (or deliver its already recorded message), turning every failure into a retry or a
     visible failure."""
     try:
         if outgoing is None:
             return _run(ctx, step_id)
-        return _deliver(ctx, step_id, outgoing, conn, sent)
+        return _deliver(ctx, step_id, outgoing, sent)
     except AddressRejected as exc:
         # The provider refused this client's address: mark the address (nothing more goes to it), keep the
         # channel for everyone else, and leave the failed step for the owner to see.
@@ -168,15 +170,13 @@ def _run(ctx: Context, step_id: int) -> str:
     return result if isinstance(result, str) else _deliver(ctx, step_id, result)
 
 
-def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, conn: Connection | None = None,
-             sent: list[tuple[int, int]] | None = None) -> str:
+def _deliver(ctx: Context, step_id: int, outgoing: _Outgoing, sent: _BatchSent | None = None) -> str:
     """Call the provider (outside any transaction: a slow provider holds no transaction open), then record the
-    message as sent at once. In a batch (``conn`` and ``sent``) the step is marked done with the others at the
-    end (``_finish_sent``); on its own, together with the message."""
+    message as sent at once. In a batch (``sent``) the step is marked done with the others at the end; on its
+    own, together with the message."""
     provider_id = outbound.deliver(ctx, outgoing.message, outgoing.medium)
-    if conn is not None and sent is not None and _message_sent_on(conn, step_id, outgoing.message_id, provider_id,
-                                                                  ctx.clock.now()):
-        sent.append((step_id, outgoing.message_id))
+    if sent is not None:
+        sent.add(step_id, outgoing.message_id, provider_id)
     else:
         _record_sent(ctx, step_id, outgoing.message_id, provider_id)
     return "sent"
@@ -270,36 +270,65 @@ def _record_sent(ctx: Context, step_id: int, message_id: int, provider_id: str) 
             pause = min(pause * 2, 5.0)
 
 
-def _message_sent_on(conn: Connection, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> bool:
-    """Record the message as sent on the batch's connection: one statement, committed on its own, which is all the
-    idempotency key needs (a re-run finds the message sent and sends nothing). False if that failed (the caller
-    falls back to ``_record_sent``, which retries).
+class _BatchSent:
+    """Where a batch records its delivered messages: each message row as sent right after its delivery (one
+    statement, committed on its own, which is all the idempotency key needs: a re-run finds the message sent and
+    sends nothing), and at the end the sent steps done, together. On PostgreSQL the per-message statement goes
+    straight to libpq without waiting for its answer (``SentRecorder``); elsewhere, or on a connection that is not
+    in autocommit, through SQLAlchemy. A record that fails is made again the slow way, with retries
+    (``_record_sent``)."""
 
-    On PostgreSQL the statement goes straight to psycopg (the batch connection is in autocommit): it is the one
-    write per message on the hot path, and SQLAlchemy's execution machinery cost more CPU than the driver's round
-    trip (~300 vs ~170 µs per message)."""
-    try:
-        raw = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
-        if raw is not None and raw.autocommit:  # (a connection replaced after an error may not be: go the long way)
-            raw.execute(_MESSAGE_SENT_SQL, (provider_id, sent_at.astimezone(timezone.utc).replace(tzinfo=None),
-                                            message_id))
-            return True
-        with conn.begin():
-            conn.execute(_MESSAGE_SENT, dict(provider_id=provider_id, sent_at=sent_at, message_id=message_id))
-        return True
-    except (DBAPIError, psycopg.Error) as exc:
-        log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
-                    step_id, message_id, type(getattr(exc, "orig", exc)).__name__)
+    def __init__(self, ctx: Context, conn: Connection) -> None:
+        self._ctx, self._conn = ctx, conn
+        self._done: list[tuple[int, int]] = []
+        self._recorder: SentRecorder | None = None
         if conn.dialect.name == "postgresql":
-            conn.invalidate()  # the next use (the batch's end) reconnects instead of reusing a broken socket
-        return False
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement per message, committed alone
+            raw = conn.connection.driver_connection
+            if isinstance(raw, psycopg.Connection) and raw.autocommit:
+                self._recorder = SentRecorder(raw)
+
+    def add(self, step_id: int, message_id: int, provider_id: str) -> None:
+        sent_at = self._ctx.clock.now()
+        if self._recorder is not None:
+            self._recorder.record(Delivered(step_id, message_id, provider_id, sent_at))
+        elif self._record(step_id, message_id, provider_id, sent_at):
+            self._done.append((step_id, message_id))
+        else:
+            _record_sent(self._ctx, step_id, message_id, provider_id)
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._done += [(d.step_id, d.message_id) for d in self._recorder.recorded]
+            if self._recorder.broken:
+                self._conn.invalidate()  # an answer may still be on its way: never hand this socket back
+            for d in self._recorder.unrecorded:
+                try:
+                    _record_sent(self._ctx, d.step_id, d.message_id, d.provider_id)
+                except DBAPIError as exc:
+                    # The step stays running; the reconciler re-runs it. The message is the one this can re-send.
+                    log.error("step %s: message %s was sent but could not be recorded (%s)", d.step_id,
+                              d.message_id, type(exc.orig).__name__)
+        _finish_sent(self._ctx, self._conn, self._done)
+
+    def _record(self, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> bool:
+        try:
+            with self._conn.begin():
+                self._conn.execute(_MESSAGE_SENT, dict(provider_id=provider_id, sent_at=sent_at,
+                                                       message_id=message_id))
+            return True
+        except DBAPIError as exc:
+            log.warning("step %s: recording message %s as sent failed on the batch connection (%s); retrying",
+                        step_id, message_id, type(exc.orig).__name__)
+            if self._conn.dialect.name == "postgresql":
+                self._conn.invalidate()  # the next use (the batch's end) reconnects instead of reusing a broken socket
+            return False
 
 
 _MESSAGES = Message.__table__.c
 _MESSAGE_SENT = (update(Message.__table__).where(_MESSAGES.id == bindparam("message_id"))
                  .values(status="sent", provider_id=bindparam("provider_id"), sent_at=bindparam("sent_at"), error=""))
-# The same statement for psycopg (naive UTC, as store.types.UTCDateTime stores it).
-_MESSAGE_SENT_SQL = "UPDATE messages SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 
 
 def _finish_sent(ctx: Context, conn: Connection, sent: list[tuple[int, int]]) -> None:
