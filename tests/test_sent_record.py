@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from store.models import Message, Step
 from tests.factories import make_appointment, make_owner
@@ -81,12 +81,16 @@ def test_records_are_confirmed_and_a_broken_connection_hands_the_rest_back(pg_st
 
 def test_a_batch_whose_connection_dies_mid_way_records_every_message_once(pg_stack, postgres_url, monkeypatch):
     """The database connection of a batch is cut after its first delivery: the messages delivered after that
-    are recorded the slow way (with retries), every step ends done, and nothing is delivered twice."""
+    are recorded the slow way (with retries) as soon as the break is seen, every step ends done, and nothing is
+    delivered twice."""
     appt_ids = _batch(pg_stack, 4)
     real_deliver = outbound.deliver
     calls = []
 
     def deliver_then_cut(ctx, message, medium):  # type: ignore[no-untyped-def]
+        with pg_stack.session() as s:  # before each delivery: every earlier one confirmed but the last
+            recorded = s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+        assert recorded >= len(calls) - 1, "a delivered message is never left unconfirmed beyond the one awaited"
         provider_id = real_deliver(ctx, message, medium)
         calls.append(message.recipient)
         if len(calls) == 2:
@@ -103,3 +107,37 @@ def test_a_batch_whose_connection_dies_mid_way_records_every_message_once(pg_sta
     assert [st.state for st in steps] == ["done"] * 4
     assert len(list(pg_stack.settings.outbox_dir.glob("*.eml"))) == 4
 
+
+
+KILLED_AFTER_WRITING = """
+import os, signal, sys
+from datetime import datetime, timezone
+import psycopg
+from workflows.sent_record import Delivered, SentRecorder
+recorder = SentRecorder(psycopg.connect(sys.argv[1], autocommit=True))
+recorder.record(Delivered(0, int(sys.argv[2]), "prov-killed", datetime.now(timezone.utc)))
+os.kill(os.getpid(), signal.SIGKILL)  # before any answer is read
+"""
+
+
+def test_a_record_written_is_committed_even_if_the_worker_is_killed_at_once(pg_stack, postgres_url):
+    """The claim the duplicate bound rests on: once the statement is written, the server commits it whether or not
+    the writer lives to read the answer."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _batch(pg_stack, 5)
+    pg_stack.run_due()
+    with pg_stack.session() as s:
+        ids = [m.id for m in s.scalars(select(Message).order_by(Message.id))]
+        for m in s.scalars(select(Message)):
+            m.status, m.provider_id = "sending", ""
+    root = Path(__file__).resolve().parent.parent
+    for message_id in ids:
+        proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_WRITING, postgres_url, str(message_id)], cwd=root,
+                              capture_output=True, timeout=60)
+        assert proc.returncode == -9, proc.stderr.decode()
+    with pg_stack.session() as s:
+        rows = s.execute(select(Message.status, Message.provider_id)).all()
+    assert rows and all(r == ("sent", "prov-killed") for r in rows), rows

@@ -292,6 +292,7 @@ class _BatchSent:
         sent_at = self._ctx.clock.now()
         if self._recorder is not None:
             self._recorder.record(Delivered(step_id, message_id, provider_id, sent_at))
+            self._settle()
         elif self._record(step_id, message_id, provider_id, sent_at):
             self._done.append((step_id, message_id))
         else:
@@ -300,17 +301,28 @@ class _BatchSent:
     def close(self) -> None:
         if self._recorder is not None:
             self._recorder.close()
-            self._done += [(d.step_id, d.message_id) for d in self._recorder.recorded]
-            if self._recorder.broken:
-                self._conn.invalidate()  # an answer may still be on its way: never hand this socket back
-            for d in self._recorder.unrecorded:
-                try:
-                    _record_sent(self._ctx, d.step_id, d.message_id, d.provider_id)
-                except DBAPIError as exc:
-                    # The step stays running; the reconciler re-runs it. The message is the one this can re-send.
-                    log.error("step %s: message %s was sent but could not be recorded (%s)", d.step_id,
-                              d.message_id, type(exc.orig).__name__)
+            self._settle()
         _finish_sent(self._ctx, self._conn, self._done)
+
+    def _settle(self) -> None:
+        """Take what the database confirmed; make what it did not again at once, the slow way (so a delivered
+        message is never left unrecorded beyond the one whose answer is awaited). A broken connection is discarded
+        and the rest of the batch records in-line."""
+        recorder = self._recorder
+        assert recorder is not None
+        self._done += [(d.step_id, d.message_id) for d in recorder.recorded]
+        recorder.recorded.clear()
+        if recorder.broken:
+            self._conn.invalidate()  # an answer may still be on its way: never hand this socket back
+            self._recorder = None
+        for d in recorder.unrecorded:
+            try:
+                _record_sent(self._ctx, d.step_id, d.message_id, d.provider_id)
+            except DBAPIError as exc:
+                # The step stays running; the reconciler re-runs it. The message is the one this can re-send.
+                log.error("step %s: message %s was sent but could not be recorded (%s)", d.step_id,
+                          d.message_id, type(exc.orig).__name__)
+        recorder.unrecorded.clear()
 
     def _record(self, step_id: int, message_id: int, provider_id: str, sent_at: datetime) -> bool:
         try:

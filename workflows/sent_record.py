@@ -4,14 +4,16 @@ After the provider accepts a message, its row must say ``sent`` before anything 
 that one UPDATE per message is the only write on the hot path. Waiting for its answer (the commit's WAL flush
 included) was a third of a worker's time in the drain benchmark. Here the UPDATE is written to the socket at once,
 as its own autocommitted statement (libpq's ``PQsendQueryParams`` carries its own Sync), and its answer is read
-just before the next one is written, or at the end of the batch: the commit overlaps the rendering and delivery
-of the next message.
+just before the next one is written, or at the end of the batch: the commit overlaps the next message's delivery
+(its request built and the provider's answer awaited).
 
 The duplicate bound is unchanged. Once the statement is in the kernel's socket buffer the server receives,
 executes and commits it even if this process is killed the next instant (the server only notices the dead client
 when it writes the answer). A worker killed mid-batch therefore leaves at most the one message in flight at the
 provider unrecorded, as before. A statement that fails (the database restarted, the connection broke) is handed
-back, and the caller records it the slow way, retrying (``executor._record_sent``).
+back, and the caller records it the slow way, retrying (``executor._record_sent``). A break is only seen when the
+next answer is read; until then that message and the one being delivered are both unconfirmed, so a worker killed
+in the same moment as the database connection breaks (a double fault) could re-send two.
 """
 from __future__ import annotations
 
